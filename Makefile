@@ -1,0 +1,38 @@
+# maestro.deploy: `make demo` deploys the example app locally; `make test` runs the suite.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/node_modules/.bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export CHECKPOINT_DISABLE := 1
+LOCAL := $(CURDIR)/.local
+DEMO_PORT ?= 5433
+DEMO_VERSION ?= v2
+
+.PHONY: setup demo demo-stop test test-unit test-integration lint bench bench-quick clean
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh $(DEMO_PORT) $(DEMO_VERSION)
+
+demo-stop:
+	@-PM2_HOME=$(LOCAL)/pm2 node_modules/.bin/pm2 kill >/dev/null 2>&1 && echo "PM2 ($(LOCAL)/pm2) stopped"
+	@-$(PY) -m tests.support.pgcluster stop $(LOCAL)/pg && echo "PostgreSQL ($(LOCAL)/pg) stopped"
+
+test: setup
+	$(PY) -m pytest tests -q
+
+test-unit: setup
+	$(PY) -m pytest tests -q -m unit
+
+test-integration: setup
+	$(PY) -m pytest tests -q -m integration
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ansible-lint -q
+
+clean: demo-stop
+	rm -rf $(LOCAL)
