@@ -1,0 +1,441 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: maestro.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: prisma_migrate
+short_description: Apply Prisma Migrate migrations idempotently, with a pending list, SQL preview and a safety review
+description:
+  - Applies the migrations of a Prisma project (C(prisma/migrations/*/migration.sql)) to a PostgreSQL database,
+    reports what was pending, reviews the pending SQL for risky statements first and classifies each migration
+    as C(additive) or C(destructive) for the rollback decision.
+  - With O(engine=native) the module applies the migrations itself and records them in C(_prisma_migrations)
+    exactly as C(prisma migrate deploy) does (checksum = sha256 of C(migration.sql), C(started_at),
+    C(finished_at), C(logs) of a failed attempt, C(rolled_back_at), C(applied_steps_count)), holding Prisma's
+    advisory lock C(72707369), so the Prisma CLI and Prisma Client agree afterwards. This works on hosts
+    where the Prisma CLI cannot download its schema engine (air-gapped hosts).
+  - "Difference from Prisma, on purpose: each migration and its bookkeeping row run in one transaction, so a
+    failed migration leaves no half-applied schema; it is still recorded as failed (with its logs), which blocks
+    later deploys as Prisma's P3009 does. Scripts that cannot run in a transaction (C(CREATE INDEX CONCURRENTLY),
+    explicit C(BEGIN)/C(COMMIT)) run statement by statement, as Prisma runs them."
+  - With O(engine=cli) the project's own Prisma CLI runs C(prisma migrate deploy|status|resolve); the pending
+    list, SQL and review are still computed by this module before it runs.
+  - C(changed) is true only when the set of applied migrations moved.
+version_added: "0.1.0"
+author: maestro.deploy contributors
+options:
+  project_dir:
+    description: The application's directory (where C(prisma/) is). Must exist.
+    type: path
+    required: true
+  migrations_dir:
+    description: Migrations directory, relative to O(project_dir) unless absolute.
+    type: path
+    default: prisma/migrations
+  schema:
+    description: The Prisma schema, relative to O(project_dir) unless absolute. Passed to the CLI only.
+    type: path
+    default: prisma/schema.prisma
+  database_url:
+    description:
+      - The app's C(DATABASE_URL) (C(postgresql://user:password@host:port/db?schema=public)).
+      - Never logged or returned, never on a command line; the native engine connects with psycopg, the CLI
+        gets it in its environment as C(DATABASE_URL).
+    type: str
+    required: true
+  command:
+    description:
+      - C(deploy) applies pending migrations; C(status) reports applied, pending, failed and modified migrations;
+        C(resolve) marks one migration with O(resolve_applied) or O(resolve_rolled_back).
+    type: str
+    choices: [deploy, status, resolve]
+    default: deploy
+  resolve_applied:
+    description:
+      - With O(command=resolve), record this migration (directory name) as applied without running it
+        (C(prisma migrate resolve --applied)), e.g. to baseline a database. Failed attempts of it become rolled back.
+      - Unlike the CLI, a migration already applied is not an error (C(changed=false)).
+    type: str
+  resolve_rolled_back:
+    description:
+      - With O(command=resolve), mark the failed migration of this name as rolled back
+        (C(prisma migrate resolve --rolled-back)) so a fixed version of it deploys again.
+    type: str
+  engine:
+    description:
+      - C(native) applies and records migrations with psycopg; C(cli) runs the Prisma CLI (O(prisma));
+        C(auto) uses the CLI when C(prisma --version) succeeds (its engines are present) and native otherwise,
+        and says which in RV(engine).
+    type: str
+    choices: [auto, cli, native]
+    default: auto
+  prisma:
+    description: Path to the Prisma CLI. Defaults to C(node_modules/.bin/prisma) in O(project_dir).
+    type: path
+  review:
+    description:
+      - C(warn) returns the findings and emits a warning per finding; C(fail) fails before anything is applied when
+        there is any finding; C(off) skips the review.
+    type: str
+    choices: ['off', warn, fail]
+    default: warn
+  preview:
+    description: Return the pending SQL in RV(sql) (always returned in check mode).
+    type: bool
+    default: false
+  lock_timeout:
+    description: Seconds to wait for Prisma's migration advisory lock before failing (native engine).
+    type: int
+    default: 10
+attributes:
+  check_mode:
+    support: full
+    description: Reports the pending migrations, their SQL, findings and classification; applies nothing.
+  diff_mode:
+    support: none
+notes:
+  - Findings name the migration, the statement and why it is risky. Rules are C(drop-table), C(drop-column),
+    C(deletes-data), C(not-null-without-default), C(index-without-concurrently), C(rename), C(alter-column-type),
+    C(foreign-key-without-not-valid) and C(do-block). Indexes and foreign keys on a table created in the same
+    migration are not findings.
+  - "A recorded failed migration blocks O(command=deploy) (Prisma P3009) until it is resolved. A database with
+    tables but no C(_prisma_migrations) is refused (Prisma P3005): baseline it with O(resolve_applied)."
+requirements:
+  - psycopg >= 3 on the managed host
+  - the Prisma CLI in the project for O(engine=cli)
+seealso:
+  - module: maestro.deploy.alembic_migrate
+  - name: Prisma Migrate in production
+    description: What C(migrate deploy) and C(migrate resolve) do.
+    link: https://www.prisma.io/docs/orm/prisma-migrate/workflows/patching-and-hotfixing
+"""
+
+EXAMPLES = r"""
+- name: Show what would be applied and what the review finds
+  maestro.deploy.prisma_migrate:
+    project_dir: /srv/app/current
+    database_url: "{{ app_database_url }}"
+  check_mode: true
+  register: plan
+
+- name: Apply pending migrations, refusing risky SQL
+  maestro.deploy.prisma_migrate:
+    project_dir: /srv/app/current
+    database_url: "{{ app_database_url }}"
+    review: fail
+
+- name: Status, as prisma migrate status
+  maestro.deploy.prisma_migrate:
+    project_dir: /srv/app/current
+    database_url: "{{ app_database_url }}"
+    command: status
+
+- name: Mark a failed migration rolled back so its fixed version deploys
+  maestro.deploy.prisma_migrate:
+    project_dir: /srv/app/current
+    database_url: "{{ app_database_url }}"
+    command: resolve
+    resolve_rolled_back: 20260301120000_add_orders
+"""
+
+RETURN = r"""
+engine:
+  description: The engine that ran (C(native) or C(cli)), and with O(engine=auto) why, in RV(engine_reason).
+  returned: always
+  type: str
+  sample: native
+engine_reason:
+  description: Why this engine was chosen.
+  returned: always
+  type: str
+  sample: "prisma --version failed (its schema engine is not installed): using the native engine"
+from_version:
+  description: Name of the newest applied migration before the run (null for an empty database).
+  returned: always
+  type: str
+  sample: 20260119123744_init
+to_version:
+  description: Name of the newest applied migration after the run (in check mode, what it would be).
+  returned: always
+  type: str
+  sample: 20260201090000_add_item_notes
+applied:
+  description: Migrations applied by this run, in order (for status, all applied migrations).
+  returned: always
+  type: list
+  elements: str
+pending:
+  description: Migrations not yet applied (in check mode, what deploy would apply).
+  returned: always
+  type: list
+  elements: str
+failed:
+  description: Recorded failed migrations (name, started_at, logs).
+  returned: always
+  type: list
+  elements: dict
+modified:
+  description: Applied migrations whose migration.sql changed since (checksum differs).
+  returned: always
+  type: list
+  elements: str
+missing:
+  description: Migrations applied in the database but absent from O(migrations_dir).
+  returned: always
+  type: list
+  elements: str
+findings:
+  description: Review findings for the pending SQL.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - migration: 20260301120000_drop_legacy
+      statement: ALTER TABLE "items" DROP COLUMN "legacy";
+      rule: drop-column
+      why: DROP COLUMN deletes the column's data for every row; the previous release still reads it
+      data_loss: true
+      line: 2
+classification:
+  description: Per pending/applied migration, C(additive) or C(destructive) with reasons (for the rollback choice).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - migration: 20260201090000_add_item_notes
+      class: additive
+      reasons: [only adds schema objects the previous release ignores]
+sql:
+  description: Pending migrations' SQL (C(migration), C(sql)), in order.
+  returned: when O(preview=true) or in check mode
+  type: list
+  elements: dict
+"""
+
+import os  # noqa: E402
+
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import prisma_native as pn  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.database_url import (  # noqa: E402
+    DatabaseUrlError, describe, parse_database_url)
+from ansible_collections.maestro.deploy.plugins.module_utils.migration_plan import review_pending  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
+
+
+def choose_engine(module, runner, prisma):
+    wanted = module.params["engine"]
+    if wanted == "native":
+        return "native", "engine=native"
+    if wanted == "cli":
+        if not prisma:
+            module.fail_json(msg="engine=cli but the Prisma CLI was not found: set prisma= or install it in "
+                                 "project_dir/node_modules")
+        return "cli", "engine=cli"
+    if not prisma:
+        return "native", "no Prisma CLI in the project: using the native engine"
+    rc, _out, err = runner.run([prisma, "--version"], check=False, cwd=module.params["project_dir"])
+    if rc == 0:
+        return "cli", "prisma --version runs: using the Prisma CLI"
+    last = (err or "").strip().splitlines()
+    return "native", "prisma --version failed (%s): using the native engine" % (last[-1][:200] if last else rc)
+
+
+def run_cli(module, runner, prisma, args):
+    p = module.params
+    argv = [prisma] + args + ["--schema", p["schema"]]
+    try:
+        return runner.run(argv, cwd=p["project_dir"], what="prisma " + " ".join(args[:2]))
+    except CommandError as exc:
+        module.fail_json(**exc.as_result())
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            project_dir=dict(type="path", required=True),
+            migrations_dir=dict(type="path", default="prisma/migrations"),
+            schema=dict(type="path", default="prisma/schema.prisma"),
+            database_url=dict(type="str", required=True, no_log=True),
+            command=dict(type="str", default="deploy", choices=["deploy", "status", "resolve"]),
+            resolve_applied=dict(type="str"),
+            resolve_rolled_back=dict(type="str"),
+            engine=dict(type="str", default="auto", choices=["auto", "cli", "native"]),
+            prisma=dict(type="path"),
+            review=dict(type="str", default="warn", choices=["off", "warn", "fail"]),
+            preview=dict(type="bool", default=False),
+            lock_timeout=dict(type="int", default=10),
+        ),
+        mutually_exclusive=[("resolve_applied", "resolve_rolled_back")],
+        required_if=[("command", "resolve", ("resolve_applied", "resolve_rolled_back"), True)],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not os.path.isdir(p["project_dir"]):
+        module.fail_json(msg="project_dir %s does not exist or is not a directory" % p["project_dir"])
+    p["migrations_dir"] = os.path.join(p["project_dir"], p["migrations_dir"])
+    p["schema"] = os.path.join(p["project_dir"], p["schema"])
+    if not os.path.isdir(p["migrations_dir"]):
+        module.fail_json(msg="migrations_dir %s does not exist" % p["migrations_dir"])
+    try:
+        conn_kwargs, db_schema = parse_database_url(p["database_url"])
+    except DatabaseUrlError as exc:
+        module.fail_json(msg=str(exc))
+    secrets = [p["database_url"], conn_kwargs.get("password")]
+    runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "CHECKPOINT_DISABLE": "1"},
+                    secrets=secrets)
+    prisma = p["prisma"] or os.path.join(p["project_dir"], "node_modules", ".bin", "prisma")
+    if p["prisma"] and not os.access(prisma, os.X_OK):
+        module.fail_json(msg="prisma=%s is not an executable" % prisma)
+    prisma = prisma if os.access(prisma, os.X_OK) else None
+
+    try:
+        local = pn.local_migrations(p["migrations_dir"])
+    except pn.PrismaMigrateError as exc:
+        module.fail_json(msg=exc.msg, code=exc.code)
+
+    try:
+        import psycopg
+    except ImportError:
+        module.fail_json(msg="the psycopg (3) Python package is required on the managed host")
+    try:
+        conn = psycopg.connect(autocommit=True, **conn_kwargs)
+    except psycopg.Error as exc:
+        module.fail_json(msg="cannot connect to %s: %s" % (describe(conn_kwargs), runner.mask(str(exc).strip())))
+
+    result = dict(changed=False, engine="native", engine_reason="reads _prisma_migrations directly",
+                  applied=[], pending=[], failed=[], modified=[], missing=[], findings=[], classification=[])
+    with conn:
+        try:
+            body(module, runner, conn, db_schema, local, prisma, result)
+        except pn.PrismaMigrateError as exc:
+            result.update(exc.details)
+            result.update(msg=runner.mask(exc.msg), code=exc.code, rc=1, cmd=result.get("cmd"),
+                          stderr=runner.mask(exc.details.get("error", exc.msg)))
+            module.fail_json(**result)
+    module.exit_json(**result)
+
+
+def body(module, runner, conn, db_schema, local, prisma, result):
+    p = module.params
+    rows = pn.read_rows(conn)
+    state = pn.status(local, rows)
+    version = pn.current_version(rows)
+    result.update(from_version=version, to_version=version, modified=state["modified"], missing=state["missing"],
+                  failed=state["failed"])
+    for name in state["modified"]:
+        module.warn("migration %s was edited after it was applied: its migration.sql checksum differs from the "
+                    "one recorded in _prisma_migrations" % name)
+
+    if p["command"] == "status":
+        result.update(applied=state["applied"], pending=state["pending"])
+        if p["engine"] == "cli":
+            _rc, out, _err = run_cli(module, runner, prisma, ["migrate", "status"])
+            result.update(engine="cli", engine_reason="engine=cli", cli_output=out)
+        return
+
+    if p["command"] == "resolve":
+        resolve(module, runner, conn, db_schema, local, rows, prisma, result)
+        return
+
+    by_name = dict((m["name"], m) for m in local)
+    if state["failed"]:
+        raise pn.PrismaMigrateError(pn.failed_message(state["failed"]), code="P3009")
+    if rows is None and not pn.schema_is_empty(conn, db_schema) and state["pending"]:
+        raise pn.PrismaMigrateError(
+            "the database schema %r is not empty and has no _prisma_migrations table (P3005): baseline it first "
+            "with command=resolve resolve_applied=<each migration already in it>" % db_schema, code="P3005")
+    pending = [by_name[n] for n in state["pending"]]
+    review_pending(module, result, [(m["name"], m["sql"], False) for m in pending])
+    result["pending"] = [m["name"] for m in pending]
+    if not pending:
+        return
+    result["to_version"] = pn.current_version(
+        (rows or []) + [dict(migration_name=m["name"], finished_at=1, rolled_back_at=None) for m in pending])
+    if module.check_mode:
+        result["changed"] = True
+        return
+    engine, reason = choose_engine(module, runner, prisma)
+    result.update(engine=engine, engine_reason=reason)
+    if engine == "cli":
+        try:
+            runner.run([prisma, "migrate", "deploy", "--schema", p["schema"]], cwd=p["project_dir"],
+                       what="prisma migrate deploy")
+        finally:
+            after = pn.read_rows(conn)
+            now = pn.status(local, after)
+            result.update(applied=[n for n in now["applied"] if n in result["pending"]],
+                          to_version=pn.current_version(after), failed=now["failed"])
+            result["pending"] = now["pending"]
+            result["changed"] = bool(result["applied"]) or bool(now["failed"])
+        return
+    result["cmd"] = ["native", "deploy"]
+    with pn.AdvisoryLock(conn, p["lock_timeout"]):
+        if pn.read_rows(conn) is None:
+            pn.create_table(conn, db_schema)
+        for mig in pending:
+            try:
+                pn.apply_migration(conn, mig)
+            except pn.MigrationFailed as exc:
+                after = pn.read_rows(conn)
+                result.update(to_version=pn.current_version(after), failed=pn.status(local, after)["failed"],
+                              pending=[m["name"] for m in pending if m["name"] not in result["applied"]],
+                              changed=True, failed_migration=mig["name"])
+                exc.msg = ("%s; the database is at %s (the migration is recorded as failed in _prisma_migrations: "
+                           "fix it, then resolve_rolled_back=%s)" % (exc.msg, result["to_version"] or "no migration",
+                                                                    mig["name"]))
+                raise
+            result["applied"].append(mig["name"])
+            result["changed"] = True
+    result["pending"] = []
+    result["to_version"] = pn.current_version(pn.read_rows(conn))
+
+
+def resolve(module, runner, conn, db_schema, local, rows, prisma, result):
+    p = module.params
+    name = p["resolve_applied"] or p["resolve_rolled_back"]
+    by_name = dict((m["name"], m) for m in local)
+    if p["resolve_applied"] and name not in by_name:
+        raise pn.PrismaMigrateError(
+            "resolve_applied=%s: no such migration in %s (P3017); use the whole directory name"
+            % (name, p["migrations_dir"]), code="P3017")
+    rows = rows or []
+    mine = [r for r in rows if r["migration_name"] == name]
+    if p["resolve_applied"]:
+        would = not any(r["finished_at"] is not None and r["rolled_back_at"] is None for r in mine)
+    else:
+        would = any(r["finished_at"] is None and r["rolled_back_at"] is None for r in mine)
+        if not would:
+            pn.resolve_rolled_back(None, name, rows)  # raises P3011/P3012 when it was never failed
+    result["resolved"] = name
+    if not would or module.check_mode:
+        result["changed"] = would
+        return
+    engine, reason = choose_engine(module, runner, prisma)
+    result.update(engine=engine, engine_reason=reason)
+    if engine == "cli":
+        flag = "--applied" if p["resolve_applied"] else "--rolled-back"
+        run_cli(module, runner, prisma, ["migrate", "resolve", flag, name])
+        changed = True
+    else:
+        with pn.AdvisoryLock(conn, p["lock_timeout"]):
+            if pn.read_rows(conn) is None:
+                pn.create_table(conn, db_schema)
+            fresh = pn.read_rows(conn)
+            if p["resolve_applied"]:
+                changed = pn.resolve_applied(conn, by_name[name], fresh)
+            else:
+                changed = pn.resolve_rolled_back(conn, name, fresh)
+    after = pn.read_rows(conn)
+    state = pn.status(local, after)
+    result.update(changed=changed, to_version=pn.current_version(after), failed=state["failed"],
+                  applied=state["applied"], pending=state["pending"])
+
+
+if __name__ == "__main__":
+    main()
