@@ -1,0 +1,162 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: maestro.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: deploy_lock
+short_description: Take or release the deploy lock of an app host
+version_added: "0.1.0"
+description:
+  - Creates a lock file atomically so that two deploys, or a deploy and a rollback, never run
+    at once on the same host. A second run fails at once, naming who holds the lock, since
+    when and for which version.
+  - A lock older than O(stale_after) seconds, left by a run that was killed, can be broken
+    with O(break_stale=true); a fresh lock is never broken.
+options:
+  path:
+    description: Lock file path, usually C(<app_root>/.deploy.lock).
+    type: path
+    required: true
+  state:
+    description: V(present) takes the lock, V(absent) releases it, V(query) only reports it.
+    type: str
+    choices: [present, absent, query]
+    default: present
+  token:
+    description:
+      - Identifies this run (the release id is a good token). Taking a lock that holds the same
+        token is a no-op; releasing a lock held under another token fails unless O(force=true).
+    type: str
+  holder:
+    description: What to record about this run (who, action, version, release_id).
+    type: dict
+    default: {}
+  stale_after:
+    description: Age in seconds after which a lock counts as stale.
+    type: int
+    default: 3600
+  break_stale:
+    description: Break a stale lock instead of failing.
+    type: bool
+    default: false
+  force:
+    description: With O(state=absent), remove the lock whoever holds it.
+    type: bool
+    default: false
+attributes:
+  check_mode:
+    support: full
+    description: Reports whether the lock could be taken or released; writes nothing.
+  diff_mode:
+    support: none
+seealso:
+  - module: maestro.deploy.release_history
+author:
+  - maestro.deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Take the deploy lock
+  maestro.deploy.deploy_lock:
+    path: /var/www/manumaestro/.deploy.lock
+    token: "{{ release_id }}"
+    holder:
+      who: "{{ lookup('ansible.builtin.env', 'USER') }}"
+      action: deploy
+      version: "{{ app_version }}"
+      release_id: "{{ release_id }}"
+    break_stale: "{{ deploy_break_lock | default(false) }}"
+
+- name: Release the deploy lock
+  maestro.deploy.deploy_lock:
+    path: /var/www/manumaestro/.deploy.lock
+    token: "{{ release_id }}"
+    state: absent
+"""
+
+RETURN = r"""
+holder:
+  description: The lock's holder after the task (null when no lock is held).
+  returned: always
+  type: dict
+broken:
+  description: The stale holder that was broken, when one was.
+  returned: when a stale lock was broken
+  type: dict
+age_s:
+  description: Age of the existing lock in seconds.
+  returned: when a lock existed
+  type: float
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type="path", required=True),
+            state=dict(type="str", default="present", choices=["present", "absent", "query"]),
+            token=dict(type="str"),
+            holder=dict(type="dict", default={}),
+            stale_after=dict(type="int", default=3600),
+            break_stale=dict(type="bool", default=False),
+            force=dict(type="bool", default=False),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    path = p["path"]
+    current = lock.read(path)
+    result = dict(changed=False, path=path, holder=current)
+    if current is not None:
+        result["age_s"] = round(lock.age_of(current), 1)
+
+    if p["state"] == "query":
+        module.exit_json(**result)
+
+    if p["state"] == "absent":
+        if current is None:
+            module.exit_json(**result)
+        ours = p["force"] or not p["token"] or current.get("token") in (None, p["token"])
+        if not ours:
+            module.fail_json(msg="not releasing the deploy lock at %s: it is %s" % (
+                path, lock.describe(current, lock.age_of(current))), **result)
+        if not module.check_mode:
+            lock.release(path, token=p["token"], force=True)
+        result.update(changed=True, holder=None, released=current)
+        module.exit_json(**result)
+
+    holder = dict(p["holder"], token=p["token"], pid=os.getpid())
+    if module.check_mode:
+        if current is not None and current.get("token") != p["token"]:
+            age = lock.age_of(current)
+            if not (p["break_stale"] and age >= p["stale_after"]):
+                module.fail_json(msg="deploy lock at %s is %s" % (path, lock.describe(current, age)), **result)
+        result["changed"] = current is None or current.get("token") != p["token"]
+        module.exit_json(**result)
+    try:
+        acquired, broken = lock.acquire(path, holder, p["stale_after"], p["break_stale"])
+    except lock.LockHeld as held:
+        hint = (" It is stale (older than %ss): rerun with -e deploy_break_lock=true to break it." % p["stale_after"]
+                if held.stale else
+                " Wait for that run to finish; a lock becomes breakable after %ss." % p["stale_after"])
+        module.fail_json(msg="deploy lock at %s is %s.%s" % (path, str(held), hint), **result)
+    result.update(changed=acquired, holder=lock.read(path))
+    if broken:
+        result["broken"] = broken
+        module.warn("broke a stale deploy lock: %s" % lock.describe(broken, lock.age_of(broken)))
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: maestro.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+module: pg_info
+short_description: Read what a deploy needs to know about a PostgreSQL database
+version_added: "0.1.0"
+description:
+  - Connects to a database and returns its server version, size, schema version (the
+    Alembic revision or the latest applied Prisma migration) and, when asked, the free space
+    of a directory, so a preflight can check that a backup fits before taking it.
+  - Reads only; never changes anything.
+extends_documentation_fragment:
+  - maestro.deploy.postgres
+options:
+  db:
+    description: Database name.
+    type: str
+    required: true
+  space_dir:
+    description: A directory whose free space is reported (for example the backup directory).
+    type: path
+attributes:
+  check_mode:
+    support: full
+    description: Reads only, so it runs the same in check mode.
+  diff_mode:
+    support: none
+seealso:
+  - module: maestro.deploy.pg_backup
+author:
+  - maestro.deploy contributors
+"""
+
+EXAMPLES = r"""
+- name: Check the database and the room for a backup
+  maestro.deploy.pg_info:
+    db: manumaestro_db
+    host: 127.0.0.1
+    user: manumaestro
+    password: "{{ db_password }}"
+    space_dir: /var/backups/manumaestro
+  register: db_info
+"""
+
+RETURN = r"""
+server_version:
+  description: The server's version string.
+  returned: always
+  type: str
+size_bytes:
+  description: pg_database_size of the database.
+  returned: always
+  type: int
+schema_version:
+  description: Alembic revision or latest applied Prisma migration; null when neither table exists.
+  returned: always
+  type: str
+schema_source:
+  description: V(alembic), V(prisma) or null.
+  returned: always
+  type: str
+space_free_bytes:
+  description: Free bytes in O(space_dir) (its nearest existing parent).
+  returned: when space_dir is set
+  type: int
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_connection
+from ansible_collections.maestro.deploy.plugins.module_utils.schema_version import read_schema_version
+
+
+def free_space(path):
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    st = os.statvfs(path or "/")
+    return st.f_bavail * st.f_frsize
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=pg_connection.connection_argument_spec(
+            db=dict(type="str", required=True),
+            space_dir=dict(type="path"),
+        ),
+        supports_check_mode=True,
+    )
+    p = module.params
+    pg_connection.check_db_name(module, p["db"])
+    conn = pg_connection.connect(module, p, p["db"])
+    with conn:
+        server_version = conn.execute("SHOW server_version").fetchone()[0]
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+        version, source = read_schema_version(conn)
+    result = dict(changed=False, db=p["db"], server_version=server_version, size_bytes=size,
+                  schema_version=version, schema_source=source)
+    if p["space_dir"]:
+        result["space_free_bytes"] = free_space(p["space_dir"])
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
