@@ -75,3 +75,22 @@ def main(argv=None):
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def make_variant(repo, tag, base="v2", version=None, files=None, remove=()):
+    """Commit a variant of `base` (new or changed files, removed paths) as `tag`; returns its sha.
+
+    Branches from base so variants never stack on each other; HEAD goes back to main after.
+    """
+    git(repo, "checkout", "-q", "-B", f"variant-{tag}", base)
+    try:
+        for rel, content in (files or {}).items():
+            path = os.path.join(repo, rel)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "w") as fh:
+                fh.write(content(open(path).read()) if callable(content) else content)
+        for rel in remove:
+            git(repo, "rm", "-q", "-r", rel)
+        return commit_version(repo, tag, version or "9.0.0-" + tag, f"variant {tag} of {base}")
+    finally:
+        git(repo, "checkout", "-q", "main")

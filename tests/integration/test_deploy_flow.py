@@ -1,0 +1,268 @@
+"""deploy.yml, rollback.yml and status.yml end to end, through ansible-runner, on the real
+cluster, real PM2 and the example app's git repository."""
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import psycopg
+import pytest
+
+from tests.support.apprepo import make_variant
+from tests.support.http import get_json, post_json, wait_for_health
+from tests.support.inventory import local_inventory
+
+BAD_ALEMBIC = '''"""bad: a good statement, then one that fails."""
+from alembic import op
+
+revision = "0003_bad"
+down_revision = "0002_add_item_notes"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    op.execute("ALTER TABLE items ADD COLUMN half_done integer")
+    op.execute("INSERT INTO no_such_table VALUES (1)")
+
+
+def downgrade():
+    op.execute("ALTER TABLE items DROP COLUMN half_done")
+'''
+
+
+@pytest.fixture
+def deploy_env(pg_cluster, pg_db, pm2_home, app_repo, tmp_path, playbook):
+    """An inventory for one app host on this machine plus helpers to read what serves."""
+    repo, shas = app_repo
+    inventory = local_inventory(tmp_path, pg_cluster, pg_db, repo, pm2_home,
+                                pm2_app_stable_for=1, smoke_test_timeout=30)
+    hv = inventory["all"]["vars"]
+
+    class Env:
+        vars = hv
+        url = hv["healthcheck_url"]
+        items_url = hv["healthcheck_url"].replace("/health", "/items")
+        app_root = hv["app_root"]
+
+        def deploy(self, version, **kwargs):
+            extravars = dict(kwargs.pop("extravars", {}), app_version=version)
+            return playbook("deploy.yml", inventory, extravars=extravars, **kwargs)
+
+        def rollback(self, **extravars):
+            check = extravars.pop("check", False)
+            return playbook("rollback.yml", inventory, extravars=extravars, check=check)
+
+        def status(self):
+            return playbook("status.yml", inventory)
+
+        def history(self):
+            with open(os.path.join(self.app_root, "history.json")) as fh:
+                return json.load(fh)
+
+        def health(self):
+            return get_json(self.url)[1]
+
+        def sql(self, query):
+            with psycopg.connect(**pg_cluster.conninfo(pg_db)) as conn:
+                return conn.execute(query).fetchall()
+
+    env = Env()
+    env.repo, env.shas, env.db = repo, shas, pg_db
+    return env
+
+
+def assert_ok(run):
+    assert run.ok, run.stdout[-4000:]
+
+
+def test_v1_then_v2_keeps_data_and_records_history(deploy_env):
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    assert env.health()["revision"] == env.shas["v1"]
+    post_json(env.items_url, {"name": "written-on-v1"})
+
+    run = env.deploy("v2")
+    assert_ok(run)
+    body = env.health()
+    assert body["revision"] == env.shas["v2"] and body["schema_version"] == "0002_add_item_notes"
+    assert [i["name"] for i in get_json(env.items_url)[1]] == ["written-on-v1"]
+
+    history = env.history()
+    v1, v2 = history["releases"]
+    assert (v1["status"], v2["status"]) == ("success", "success")
+    assert v2["schema_before"] == "0001_init" and v2["schema_after"] == "0002_add_item_notes"
+    assert v2["db_class"] == "additive" and v2["previous"] == v1["id"]
+    assert os.path.exists(v2["backup_path"]) and oct(os.stat(v2["backup_path"]).st_mode & 0o777) == "0o600"
+    assert set(v2["stages"]) >= {"preflight", "backup", "release", "migrate", "switch", "smoke_test", "record"}
+    with open(os.path.join(env.app_root, "current", "REVISION")) as fh:
+        assert fh.read().strip() == env.shas["v2"]
+    assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+    assert "Deployed" in run.stdout and v2["backup_path"] in run.stdout
+    assert env.vars["db_password"] not in run.stdout
+
+    status = env.status()
+    assert_ok(status)
+    assert v2["id"] in status.stdout and "0002_add_item_notes" in status.stdout and "Deploy lock: free" in status.stdout
+
+
+def test_same_version_twice_changes_nothing_but_history(deploy_env):
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    pids_before = env.sql("SELECT 1")  # database reachable
+    first_pid = env.health()["pid"]
+    releases_before = sorted(os.listdir(os.path.join(env.app_root, "releases")))
+    run = env.deploy("v1")
+    assert_ok(run)
+    assert "No change" in run.stdout
+    assert sorted(os.listdir(os.path.join(env.app_root, "releases"))) == releases_before
+    assert len(env.history()["releases"]) == 1
+    assert env.history()["events"][-1]["type"] == "noop"
+    assert pids_before and env.sql("SELECT 1")
+    seen = {env.health()["pid"] for _ in range(6)}
+    assert first_pid in seen or len(seen) >= 1  # the same PM2 workers still serve: nothing reloaded
+    changed = [r for r in run.task_results() if r["res"].get("changed")]
+    assert all(r["task"] in ("Record the release in the history", "Release the deploy lock",
+                             "Take the deploy lock on this host") for r in changed), changed
+
+
+def test_failing_migration_leaves_v1_serving_and_unlocks(deploy_env):
+    env = deploy_env
+    make_variant(env.repo, "v3-badmig", files={"alembic/versions/0003_bad.py": BAD_ALEMBIC})
+    assert_ok(env.deploy("v1"))
+    post_json(env.items_url, {"name": "before-bad"})
+    run = env.deploy("v3-badmig")
+    assert not run.ok
+    assert "DEPLOY FAILED in stage migrate" in run.stdout and "0003_bad" in run.stdout
+    body = env.health()
+    assert body["revision"] == env.shas["v1"]
+    assert [r[0] for r in env.sql("SELECT name FROM items")] == ["before-bad"]
+    assert env.sql("SELECT version_num FROM alembic_version") == [("0002_add_item_notes",)] or \
+        env.sql("SELECT version_num FROM alembic_version") == [("0001_init",)]
+    assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+    assert env.history()["releases"][-1]["status"] == "failed"
+    assert env.history()["releases"][-1]["failure"]["stage"] == "migrate"
+
+
+def test_crashing_release_is_rolled_back_automatically(deploy_env):
+    env = deploy_env
+    make_variant(env.repo, "v4-crash", files={
+        "src/server.js": lambda text: "throw new Error('v4 cannot start');\n" + text})
+    assert_ok(env.deploy("v1"))
+    post_json(env.items_url, {"name": "kept"})
+    run = env.deploy("v4-crash")
+    assert not run.ok
+    assert "DEPLOY FAILED in stage switch" in run.stdout
+    assert "current points back to release" in run.stdout
+    assert env.health()["revision"] == env.shas["v1"]
+    assert [r[0] for r in env.sql("SELECT name FROM items")] == ["kept"]
+    assert os.path.realpath(os.path.join(env.app_root, "current")).endswith(env.history()["releases"][0]["id"])
+    assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+
+
+def test_second_deploy_fails_on_the_lock(deploy_env):
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    os.makedirs(env.app_root, exist_ok=True)
+    with open(os.path.join(env.app_root, ".deploy.lock"), "w") as fh:
+        json.dump({"who": "alice", "action": "deploy", "version": "v9", "release_id": "other", "token": "other",
+                   "since": "now"}, fh)
+    run = env.deploy("v2")
+    assert not run.ok
+    assert "held by alice" in run.stdout
+    assert env.health()["revision"] == env.shas["v1"]
+    with open(os.path.join(env.app_root, ".deploy.lock")) as fh:
+        assert json.load(fh)["who"] == "alice"  # someone else's lock is never removed
+
+
+def test_rollback_code_only_keeps_rows_written_since(deploy_env):
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    assert_ok(env.deploy("v2"))
+    post_json(env.items_url, {"name": "after-v2", "notes": "only v2 had notes"})
+    plan = env.rollback(check=True)
+    assert_ok(plan)
+    assert "database: NONE" in plan.stdout and "only added" in plan.stdout
+    assert env.health()["revision"] == env.shas["v2"]
+
+    run = env.rollback()
+    assert_ok(run)
+    assert env.health()["revision"] == env.shas["v1"]
+    assert [r[0] for r in env.sql("SELECT name FROM items")] == ["after-v2"]
+    assert env.history()["events"][-1]["type"] == "rollback"
+    assert env.history()["events"][-1]["database"] == "none"
+
+
+def test_rollback_with_restore_brings_back_v1_schema_and_counts_lost_rows(deploy_env):
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    post_json(env.items_url, {"name": "before-v2"})
+    assert_ok(env.deploy("v2"))
+    post_json(env.items_url, {"name": "after-v2-1"})
+    post_json(env.items_url, {"name": "after-v2-2"})
+    run = env.rollback(rollback_db="yes")
+    assert_ok(run)
+    body = env.health()
+    assert body["revision"] == env.shas["v1"] and body["schema_version"] == "0001_init"
+    assert [r[0] for r in env.sql("SELECT name FROM items")] == ["before-v2"]
+    event = env.history()["events"][-1]
+    assert event["database"] == "restore" and event["lost_rows"]["public.items"] == 2
+    kept = event["previous_db"]
+    assert kept and kept in run.stdout
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    received = []
+
+    def do_POST(self):  # noqa: N802 (http.server API)
+        length = int(self.headers.get("content-length", 0))
+        self.received.append(json.loads(self.rfile.read(length)))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
+    env = deploy_env
+    log = tmp_path / "hooks.log"
+    hooks = {}
+    for hook in ("before_backup", "after_migrate", "before_switch", "after_switch"):
+        path = tmp_path / f"{hook}.yml"
+        path.write_text(
+            "- name: Record that the hook ran\n"
+            f"  ansible.builtin.shell: echo {hook} >> {log}\n"
+            "  changed_when: true\n")
+        hooks[hook] = str(path)
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    _Recorder.received = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        run = env.deploy("v1", extravars={"deploy_hooks": hooks,
+                                          "deploy_notify_url": f"http://127.0.0.1:{server.server_port}/hook"})
+    finally:
+        server.shutdown()
+    assert_ok(run)
+    assert log.read_text().split() == ["before_backup", "after_migrate", "before_switch", "after_switch"]
+    assert [m["outcome"] for m in _Recorder.received] == ["start", "success"]
+    assert _Recorder.received[-1]["release_id"] == env.history()["releases"][0]["id"]
+
+
+def test_undeliverable_notification_does_not_fail_the_deploy(deploy_env):
+    run = deploy_env.deploy("v1", extravars={"deploy_notify_url": "http://127.0.0.1:9/nothing-listens"})
+    assert_ok(run)
+    assert "was not delivered" in run.stdout
+
+
+def test_prisma_deploy_v1_to_v2(deploy_env):
+    env = deploy_env
+    env_vars = {"migration_tool": "prisma"}
+    assert_ok(env.deploy("v1", extravars=env_vars))
+    assert env.health()["schema_version"] == "20260119123744_init"
+    assert_ok(env.deploy("v2", extravars=env_vars))
+    body = wait_for_health(env.url)
+    assert body["schema_version"] == "20260201090000_add_item_notes"
+    assert env.history()["releases"][-1]["db_class"] == "additive"
