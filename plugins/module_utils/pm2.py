@@ -1,0 +1,261 @@
+# -*- coding: utf-8 -*-
+# Copyright: maestro.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What pm2_process decides and checks, kept free of I/O so it can be unit-tested.
+
+- `parse_jlist` / `summarize`: PM2's own JSON (`pm2 jlist`), never its screen tables.
+- `decide`: which PM2 action a wanted state needs, given the app's processes.
+- `pm2_argv`: the exact argv of each action.
+- `StabilityWatch`: success only when every instance is online *and* its restart counter and
+  pid stay unchanged for `stable_for` seconds (PM2 reports `online` after a failed `wait_ready`,
+  pm2#4355, and a failed reload still prints success, pm2#1155); errored/stopped fail at once.
+- `release_mismatches`: which instances do not run from the expected release directory.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+import os
+
+STATES = ("started", "stopped", "restarted", "reloaded", "absent")
+TERMINAL_STATUSES = ("errored", "stopped")
+
+
+class Pm2OutputError(Exception):
+    """`pm2 jlist` printed something that is not its JSON process list."""
+
+
+def parse_jlist(text):
+    """The process list from `pm2 jlist` output; PM2 may print notices before the JSON array."""
+    text = (text or "").strip()
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+    except ValueError:
+        # Daemon start notices ("[PM2] Spawning PM2 daemon ...") come before the array.
+        start = text.find("\n[")
+        start = start + 1 if start >= 0 else text.find("[{")
+        if start < 0:
+            raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200]) from None
+        try:
+            data = json.loads(text[start:])
+        except ValueError as exc:
+            raise Pm2OutputError("pm2 jlist printed invalid JSON (%s): %s" % (exc, text[:200])) from None
+    if not isinstance(data, list):
+        raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200])
+    return data
+
+
+def app_processes(procs, name):
+    """The processes of app `name`, ordered by pm_id."""
+    def order(proc):
+        pm_id = proc.get("pm_id")
+        return (0, pm_id, "") if isinstance(pm_id, int) else (1, 0, str(pm_id))
+
+    return sorted((p for p in procs if p.get("name") == name), key=order)
+
+
+def summarize(proc, now_ms, running_dir=None, alive=None):
+    """One instance as returned to the user: no environment (it may hold secrets)."""
+    env = proc.get("pm2_env") or {}
+    monit = proc.get("monit") or {}
+    status = env.get("status", "unknown")
+    pid = proc.get("pid") or 0
+    uptime = env.get("pm_uptime")
+    return dict(
+        pm_id=proc.get("pm_id"),
+        pid=pid,
+        status=status,
+        restarts=env.get("restart_time", 0),
+        unstable_restarts=env.get("unstable_restarts", 0),
+        uptime_ms=max(0, int(now_ms - uptime)) if status == "online" and uptime else 0,
+        memory=monit.get("memory", 0),
+        exec_mode=(env.get("exec_mode") or "").replace("_mode", ""),
+        pm_cwd=env.get("pm_cwd"),
+        exec_path=env.get("pm_exec_path"),
+        cwd=running_dir,
+        alive=alive,
+        err_log=env.get("pm_err_log_path"),
+    )
+
+
+def app_status(instances):
+    """One word for the app: absent, online, stopped, or mixed (some other combination)."""
+    if not instances:
+        return "absent"
+    statuses = set(i["status"] for i in instances)
+    if statuses == set(["online"]):
+        return "online"
+    if statuses == set(["stopped"]):
+        return "stopped"
+    return "mixed"
+
+
+def decide(state, instances):
+    """(action, note) for the wanted state; action is None when nothing needs to run.
+
+    Actions: start, restart, reload, stop, delete. `reloaded` in fork mode becomes `restart`
+    (PM2 can only reload cluster-mode workers one by one) and says so in the note.
+    """
+    status = app_status(instances)
+    if state == "absent":
+        return (None, None) if status == "absent" else ("delete", None)
+    if state == "stopped":
+        if status == "absent":
+            return None, "the app is not in PM2's process list: nothing to stop"
+        return (None, None) if status == "stopped" else ("stop", None)
+    if status == "absent":
+        return "start", None
+    if state == "started":
+        return (None, None) if status == "online" else ("start", None)
+    if state == "restarted":
+        return "restart", None
+    if state == "reloaded":
+        if any(i["exec_mode"] != "cluster" for i in instances):
+            return "restart", "fork mode: reload fell back to restart (PM2 reloads only cluster-mode workers)"
+        return "reload", None
+    raise ValueError("unknown state %r" % (state,))
+
+
+def pm2_argv(pm2, action, name, config_file=None):
+    """argv for one action. start/restart/reload go through the config file (ecosystem or the
+    generated one) with --only, so PM2 applies the file's script/cwd and --update-env hands the
+    new environment to the workers (PM2 freezes it at start otherwise)."""
+    if action in ("start", "restart", "reload"):
+        if not config_file:
+            raise ValueError("%s needs an ecosystem file or script" % action)
+        return [pm2, action, config_file, "--only", name, "--update-env"]
+    if action in ("stop", "delete"):
+        return [pm2, action, name]
+    if action in ("jlist", "save"):
+        return [pm2, action]
+    raise ValueError("unknown action %r" % (action,))
+
+
+def script_config(name, script, cwd, exec_mode, instances):
+    """A one-app PM2 config for `script` + `cwd` (no environment: that travels in the CLI env)."""
+    app = dict(name=name, script=script, cwd=cwd, exec_mode=exec_mode or "fork")
+    if instances is not None:
+        app["instances"] = instances
+    return dict(apps=[app])
+
+
+class StabilityWatch:
+    """Feeds on successive instance snapshots; says when the app is up for good or has failed.
+
+    `observe(now, instances)` returns ("wait" | "ok" | "failed", reason). Every instance must be
+    `online` with a live pid; then its (restarts, pid) must stay the same for `stable_for`
+    seconds. A change restarts the window; everything must be done by started + wait_online +
+    stable_for. `errored` or `stopped` fail at once.
+    """
+
+    def __init__(self, started, wait_online, stable_for, expected_count=None):
+        self.started = started
+        self.wait_online = wait_online
+        self.stable_for = stable_for
+        self.expected_count = expected_count
+        self.deadline = started + wait_online + stable_for
+        self.window_start = None
+        self.baseline = None
+        self.first_baseline = None
+        self.online_at = None
+
+    @staticmethod
+    def _key(instances):
+        return dict((i["pm_id"], (i["restarts"], i["pid"])) for i in instances)
+
+    def observe(self, now, instances):
+        for inst in instances:
+            if inst["status"] in TERMINAL_STATUSES:
+                return "failed", "instance %s is %s" % (inst["pm_id"], inst["status"])
+        if not instances:
+            if now >= self.deadline:
+                return "failed", "no instance of the app is in PM2's process list"
+            return "wait", "no instance yet"
+        # a worker being replaced by a reload is listed as "_old_<id>" until it has exited
+        all_up = all(isinstance(i["pm_id"], int) and i["status"] == "online" and i["pid"]
+                     and i.get("alive") is not False for i in instances)
+        count_ok = self.expected_count is None or len(instances) == self.expected_count
+        if all_up and count_ok:
+            key = self._key(instances)
+            if self.online_at is None:
+                self.online_at = now
+                self.first_baseline = key
+            if self.baseline != key:
+                self.baseline = key
+                self.window_start = now
+            if now - self.window_start >= self.stable_for:
+                return "ok", "online and stable for %ss" % self.stable_for
+        else:
+            self.window_start = None
+            self.baseline = None
+        if now >= self.deadline:
+            return "failed", self._timeout_reason(instances, all_up, count_ok)
+        if self.online_at is None and now >= self.started + self.wait_online:
+            return "failed", self._timeout_reason(instances, all_up, count_ok)
+        return "wait", "waiting"
+
+    def _timeout_reason(self, instances, all_up, count_ok):
+        if not count_ok:
+            return "%d instance(s) running, %d expected, after %ss" % (
+                len(instances), self.expected_count, self.wait_online + self.stable_for)
+        if self.online_at is None:
+            return "not every instance was online within wait_online=%ss" % self.wait_online
+        restarted = [pm_id for pm_id, (restarts, _pid) in self._key(instances).items()
+                     if pm_id in (self.first_baseline or {}) and restarts != self.first_baseline[pm_id][0]]
+        if restarted:
+            return "instance(s) %s kept restarting: not stable for %ss within %ss (crash loop?)" % (
+                ", ".join(str(i) for i in sorted(restarted)), self.stable_for, self.wait_online + self.stable_for)
+        if not all_up:
+            return "instances went down again and were not stable for %ss within %ss" % (
+                self.stable_for, self.wait_online + self.stable_for)
+        return "not stable for %ss within %ss" % (self.stable_for, self.wait_online + self.stable_for)
+
+
+def is_within(path, directory):
+    """True when real path `path` is `directory` or below it (both already resolved)."""
+    if not path or not directory:
+        return False
+    directory = directory.rstrip(os.sep) or os.sep
+    return path == directory or path.startswith(directory + os.sep)
+
+
+def release_mismatches(instances, expected_dir):
+    """Instances whose running directory is not expected_dir (or below it)."""
+    return [i for i in instances if not is_within(i.get("cwd"), expected_dir)]
+
+
+def describe_instances(instances):
+    """One line per instance, for messages."""
+    return "; ".join(
+        "pm_id=%s pid=%s status=%s restarts=%s cwd=%s" % (
+            i["pm_id"], i["pid"], i["status"], i["restarts"], i.get("cwd"))
+        for i in instances
+    ) or "no instances"
+
+
+def tail_lines(path, count, max_bytes=256 * 1024):
+    """The last `count` lines of a text file (reads at most max_bytes from its end); [] if unreadable."""
+    if not path or count <= 0:
+        return []
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read()
+    except (IOError, OSError):
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    if size > max_bytes and lines:
+        lines = lines[1:]  # the first line is probably cut
+    return lines[-count:]
+
+
+def daemon_app_lines(lines, name):
+    """Lines of PM2's daemon log (pm2.log) about app `name` ("App [name:0] ...", "app=name ...")."""
+    markers = ("[%s:" % name, "app=%s " % name, "name:%s " % name, "app:%s " % name)
+    return [line for line in lines if any(m in line for m in markers)]
