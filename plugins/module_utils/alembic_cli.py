@@ -81,9 +81,12 @@ def failed_revision(stderr):
     return None
 
 
-def db_error(stderr):
-    """The error a person needs from a traceback: the last exception line (and the SQL it ran)."""
-    lines = (stderr or "").strip().splitlines()
+def db_error(stderr, stdout=""):
+    """The error a person needs from a traceback: the last exception line (and the SQL it ran).
+
+    Alembic prints its own `FAILED: ...` messages on stdout, tracebacks on stderr.
+    """
+    lines = ((stdout or "").strip() + "\n" + (stderr or "").strip()).strip().splitlines()
     for i in range(len(lines) - 1, -1, -1):
         line = lines[i].strip()
         if re.match(r"^(FAILED:|[A-Za-z_][\w.]*(Error|Exception|Warning)\b[^:]*:)", line):

@@ -215,6 +215,7 @@ class Alembic:
 def fail(module, result, exc, **extra):
     data = dict(result)
     data.update(exc.as_result())
+    data["msg"] = "%s: %s" % (exc.msg.split(":")[0], alembic_cli.db_error(exc.stderr, exc.stdout))
     data.update(extra)
     module.fail_json(**data)
 
@@ -287,7 +288,7 @@ def main():
     except CommandError as exc:
         after = _current_or_none(alembic)
         failed = alembic_cli.failed_revision(exc.stderr) or _first_not_done(steps, after, p["command"])
-        error = alembic_cli.db_error(exc.stderr)
+        error = alembic_cli.db_error(exc.stderr, exc.stdout)
         after_text = after or "no revision (empty)"
         fail(module, result, exc, failed_migration=failed, to_version=after, changed=after != version,
              applied=_done(steps, after, p["command"]),
@@ -305,7 +306,7 @@ def plan(module, alembic, result, command, version, target):
     rc, out, err = alembic.offline(command, span)
     if rc != 0:
         module.fail_json(msg="revision=%s: alembic cannot plan %s %s: %s" % (
-            module.params["revision"] or "head", command, span, alembic_cli.db_error(err)),
+            module.params["revision"] or "head", command, span, alembic_cli.db_error(err, out)),
             rc=rc, stderr=err, cmd=alembic.runner.history[-1]["cmd"], **result)
     steps = alembic_cli.split_offline(out)
     if command == "upgrade":
