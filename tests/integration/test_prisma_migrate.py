@@ -1,0 +1,165 @@
+"""maestro.deploy.prisma_migrate (native engine) against the throwaway cluster, cross-checked with the real
+Prisma CLI 6.19 running offline (driver adapter), which reads back what we recorded in _prisma_migrations."""
+
+import shutil
+
+import psycopg
+import pytest
+
+from tests.support.migrate_run import run_module
+from tests.support.paths import EXAMPLE_APP, PRISMA
+from tests.support.prisma_cli import prisma
+
+INIT = "20260119123744_init"
+NOTES = "20260201090000_add_item_notes"
+
+
+@pytest.fixture
+def project(tmp_path):
+    dest = tmp_path / "app"
+    shutil.copytree(f"{EXAMPLE_APP}/prisma", dest / "prisma")
+    return dest
+
+
+@pytest.fixture
+def migrate(pg_cluster, pg_db, project, tmp_path):
+    def run(check=False, url=None, **args):
+        args.setdefault("project_dir", str(project))
+        args.setdefault("engine", "native")
+        return run_module("prisma_migrate", args, tmp_path, url or pg_cluster.url(pg_db), check=check,
+                          secret=pg_cluster.app_password)
+    return run
+
+
+def add_migration(project, name, sql):
+    path = project / "prisma" / "migrations" / name
+    path.mkdir(exist_ok=True)
+    (path / "migration.sql").write_text(sql)
+
+
+def rows(cluster, db):
+    with psycopg.connect(**cluster.conninfo(db)) as conn:
+        return conn.execute(
+            "SELECT migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL, applied_steps_count, logs "
+            "FROM _prisma_migrations ORDER BY started_at").fetchall()
+
+
+def table_exists(cluster, db, name):
+    with psycopg.connect(**cluster.conninfo(db)) as conn:
+        return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (name,)).fetchone()[0]
+
+
+def cli_status(project, cluster, db):
+    proc = prisma(str(project), cluster.url(db), "migrate", "status")
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+def test_deploy_from_empty_then_idempotent_and_prisma_cli_agrees(migrate, project, pg_cluster, pg_db):
+    first = migrate()
+    assert not first.failed, first.stdout
+    assert first["changed"] is True and first["engine"] == "native"
+    assert first["applied"] == [INIT, NOTES]
+    assert (first["from_version"], first["to_version"]) == (None, NOTES)
+    assert [r[:4] for r in rows(pg_cluster, pg_db)] == [(INIT, True, False, 1), (NOTES, True, False, 1)]
+    again = migrate()
+    assert again["changed"] is False and again["applied"] == [] and again["pending"] == []
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc == 0 and "Database schema is up to date!" in out, out
+
+
+def test_check_mode_lists_pending_with_sql_and_applies_nothing(migrate, project, pg_cluster, pg_db):
+    shutil.rmtree(project / "prisma" / "migrations" / NOTES)
+    migrate()
+    shutil.copytree(f"{EXAMPLE_APP}/prisma/migrations/{NOTES}", project / "prisma" / "migrations" / NOTES)
+    plan = migrate(check=True)
+    assert plan["changed"] is True and plan["pending"] == [NOTES]
+    assert plan["sql"][0]["migration"] == NOTES and 'ADD COLUMN     "notes" TEXT' in plan["sql"][0]["sql"]
+    assert (plan["from_version"], plan["to_version"]) == (INIT, NOTES)
+    assert [r[0] for r in rows(pg_cluster, pg_db)] == [INIT]
+    status = migrate(command="status")
+    assert status["applied"] == [INIT] and status["pending"] == [NOTES] and status["changed"] is False
+
+
+def test_drop_column_is_a_finding_and_review_fail_applies_nothing(migrate, project, pg_cluster, pg_db):
+    migrate()
+    add_migration(project, "20260301000000_drop_notes", 'ALTER TABLE "items" DROP COLUMN "notes";\n')
+    refused = migrate(review="fail")
+    assert refused.failed and "20260301000000_drop_notes" in refused["msg"] and "drop-column" in refused["msg"]
+    assert len(rows(pg_cluster, pg_db)) == 2
+    plan = migrate(check=True)
+    assert [(f["migration"], f["rule"], f["data_loss"]) for f in plan["findings"]] == [
+        ("20260301000000_drop_notes", "drop-column", True)]
+    assert plan["classification"][0]["class"] == "destructive"
+
+
+def test_failed_migration_is_recorded_blocks_deploy_then_resolves(migrate, project, pg_cluster, pg_db):
+    migrate()
+    bad = "20260301000000_add_tags"
+    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\nALTER TABLE "nope" ADD "x" INT;\n')
+    failed = migrate()
+    assert failed.failed and failed["failed_migration"] == bad
+    assert f"migration {bad} failed" in failed["msg"] and 'relation "nope" does not exist' in failed["msg"]
+    assert failed["to_version"] == NOTES
+    last = rows(pg_cluster, pg_db)[-1]
+    assert last[:4] == (bad, False, False, 0) and 'relation "nope" does not exist' in last[4]
+    assert not table_exists(pg_cluster, pg_db, "tags")  # our transaction: nothing half-applied
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc != 0 and bad in out and "failed" in out, out
+
+    blocked = migrate()
+    assert blocked.failed and "P3009" in blocked["msg"] and f"resolve_rolled_back={bad}" in blocked["msg"]
+
+    resolved = migrate(command="resolve", resolve_rolled_back=bad)
+    assert resolved["changed"] is True and resolved["pending"] == [bad]
+    assert migrate(command="resolve", resolve_rolled_back=bad)["changed"] is False
+    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')
+    fixed = migrate()
+    assert fixed["applied"] == [bad] and fixed["to_version"] == bad
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc == 0 and "Database schema is up to date!" in out, out
+
+
+def test_edited_migration_is_reported_by_name(migrate, project):
+    migrate()
+    with open(project / "prisma" / "migrations" / INIT / "migration.sql", "a") as fh:
+        fh.write("-- edited after it was applied\n")
+    status = migrate(command="status")
+    assert status["modified"] == [INIT]
+    deploy = migrate()
+    assert deploy["modified"] == [INIT] and deploy["changed"] is False
+    assert f"migration {INIT} was edited after it was applied" in deploy.stderr
+
+
+def test_non_empty_schema_needs_a_baseline(migrate, pg_cluster, pg_db):
+    with psycopg.connect(**pg_cluster.conninfo(pg_db)) as conn:
+        conn.execute('CREATE TABLE "items" ("id" SERIAL PRIMARY KEY, "name" TEXT NOT NULL, '
+                     '"created_at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP)')
+    refused = migrate()
+    assert refused.failed and "P3005" in refused["msg"]
+    baseline = migrate(command="resolve", resolve_applied=INIT)
+    assert baseline["changed"] is True and baseline["applied"] == [INIT]
+    assert rows(pg_cluster, pg_db)[0][:4] == (INIT, True, False, 0)
+    rest = migrate()
+    assert rest["applied"] == [NOTES]
+    assert migrate(command="resolve", resolve_applied=INIT)["changed"] is False
+
+
+def test_bad_inputs_fail_clearly(migrate, pg_cluster, pg_db, tmp_path):
+    missing = migrate(project_dir=str(tmp_path / "nope"))
+    assert missing.failed and f"project_dir {tmp_path / 'nope'} does not exist" in missing["msg"]
+    wrong = migrate(url=pg_cluster.url(pg_db).replace(pg_cluster.app_password, "wrong-password"))
+    assert wrong.failed and "password authentication failed" in wrong["msg"] and "wrong-password" not in wrong.stdout
+    unknown = migrate(command="resolve", resolve_applied="20990101000000_nope")
+    assert unknown.failed and "20990101000000_nope" in unknown["msg"] and "P3017" in unknown["msg"]
+    never = migrate(command="resolve", resolve_rolled_back=INIT)
+    assert never.failed and "never applied" in never["msg"]
+    not_url = migrate(url="not a url")
+    assert not_url.failed and "database_url is not a URL" in not_url["msg"]
+
+
+def test_auto_engine_falls_back_to_native_when_cli_cannot_run(migrate):
+    """Here the Prisma CLI cannot download its schema engine: `prisma --version` fails, auto uses native."""
+    run = migrate(engine="auto", prisma=PRISMA)
+    assert not run.failed, run.stdout
+    assert run["engine"] == "native" and "prisma --version failed" in run["engine_reason"]
+    assert run["applied"] == [INIT, NOTES]
