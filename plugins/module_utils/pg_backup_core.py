@@ -27,7 +27,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pg_connection impor
     libpq_env,
     mask,
 )
-from ansible_collections.maestro.deploy.plugins.module_utils.pg_pipeline import run_pipeline
+from ansible_collections.maestro.deploy.plugins.module_utils.pg_pipeline import describe_rc, run_pipeline
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner
 
 VERIFY_LEVELS = ("checksum", "read", "restore", "none")
@@ -78,6 +78,11 @@ def check_options(params):
     if params.get("max_age_days") is not None and params["max_age_days"] < 0:
         problems.append("max_age_days=%s must not be negative" % params["max_age_days"])
     return problems
+
+
+def explain(exc):
+    """A CommandError's message, with 'killed by signal N' instead of a negative rc."""
+    return exc.msg.replace("(rc=%s)" % exc.rc, "(%s)" % describe_rc(exc.rc))
 
 
 def server_major(version_num):
@@ -276,7 +281,7 @@ class BackupRun:
                             self.runner.run(argv, what="pg_dump")
             except CommandError as exc:
                 self.fail("backup of %s failed, nothing was kept (the partial file is removed): %s"
-                          % (db, exc.msg), **self._error_detail(exc))
+                          % (db, explain(exc)), **self._error_detail(exc))
             except OSError as exc:
                 self.fail("cannot write %s: %s" % (partial, exc))
         finally:
