@@ -32,18 +32,23 @@ def parse_jlist(text):
     text = (text or "").strip()
     if not text:
         return []
-    try:
-        data = json.loads(text)
-    except ValueError:
-        # Daemon start notices ("[PM2] Spawning PM2 daemon ...") come before the array.
-        start = text.find("\n[")
-        start = start + 1 if start >= 0 else text.find("[{")
-        if start < 0:
-            raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200]) from None
+    data = None
+    # Daemon start notices ("[PM2] Spawning PM2 daemon ...") may come before the array: try
+    # the text from each line start in turn.
+    starts = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+    last_error = None
+    for start in starts:
+        if not text.startswith("[", start):
+            continue
         try:
             data = json.loads(text[start:])
+            break
         except ValueError as exc:
-            raise Pm2OutputError("pm2 jlist printed invalid JSON (%s): %s" % (exc, text[:200])) from None
+            last_error = exc
+    if data is None:
+        if last_error is None:
+            raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200])
+        raise Pm2OutputError("pm2 jlist printed invalid JSON (%s): %s" % (last_error, text[:200]))
     if not isinstance(data, list):
         raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200])
     return data
