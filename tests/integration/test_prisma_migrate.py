@@ -104,7 +104,7 @@ def test_failed_migration_is_recorded_blocks_deploy_then_resolves(migrate, proje
     assert last[:4] == (bad, False, False, 0) and 'relation "nope" does not exist' in last[4]
     assert not table_exists(pg_cluster, pg_db, "tags")  # our transaction: nothing half-applied
     rc, out = cli_status(project, pg_cluster, pg_db)
-    assert rc != 0 and bad in out and "failed" in out, out
+    assert rc != 0 and f"have failed:\n{bad}" in out, out
 
     blocked = migrate()
     assert blocked.failed and "P3009" in blocked["msg"] and f"resolve_rolled_back={bad}" in blocked["msg"]
@@ -163,3 +163,22 @@ def test_auto_engine_falls_back_to_native_when_cli_cannot_run(migrate):
     assert not run.failed, run.stdout
     assert run["engine"] == "native" and "prisma --version failed" in run["engine_reason"]
     assert run["applied"] == [INIT, NOTES]
+
+
+def test_prisma_cli_resolves_what_we_recorded_and_we_read_what_it_records(migrate, project, pg_cluster, pg_db):
+    """Both directions: the CLI's `migrate resolve` acts on our failed row, and we honour its rows."""
+    migrate()
+    bad = "20260301000000_add_tags"
+    add_migration(project, bad, 'ALTER TABLE "nope" ADD "x" INT;\n')
+    assert migrate().failed
+    proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--rolled-back", bad)
+    assert proc.returncode == 0 and f"Migration {bad} marked as rolled back" in proc.stdout, proc.stdout + proc.stderr
+    assert rows(pg_cluster, pg_db)[-1][:3] == (bad, False, True)
+    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')
+    extra = "20260302000000_mark_only"
+    add_migration(project, extra, 'CREATE TABLE "never_run" ("id" INT);\n')
+    proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--applied", extra)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    deployed = migrate()
+    assert deployed["applied"] == [bad] and deployed["to_version"] == extra
+    assert not table_exists(pg_cluster, pg_db, "never_run")
