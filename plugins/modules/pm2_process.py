@@ -257,11 +257,15 @@ log_tail:
     path: {description: The error log file., type: str}
     lines: {description: Its last lines., type: list, elements: str}
 commands:
-  description: The pm2 commands that ran, with their return codes and durations.
+  description:
+    - The pm2 commands that acted (start, restart, reload, stop, delete, save), with their return
+      codes and durations. The C(pm2 jlist) reads are not listed.
   returned: always
   type: list
   elements: dict
-  sample: [{cmd: [/srv/app/current/node_modules/.bin/pm2, jlist], rc: 0, duration_s: 0.31}]
+  sample:
+    - {cmd: [/srv/app/current/node_modules/.bin/pm2, reload, /srv/app/current/ecosystem.config.js,
+             --only, app, --update-env], rc: 0, duration_s: 0.61}
 diff:
   description: Status and instances before and after (diff mode).
   returned: diff mode
@@ -339,7 +343,7 @@ class Pm2App:
 
     # -- helpers ----------------------------------------------------------------------------
     def fail(self, msg, **extra):
-        self.result["commands"] = self.query.history + self.ctl.history
+        self.result["commands"] = self.commands()
         self.result.update(extra)
         self.result["msg"] = msg
         self.module.fail_json(**self.result)
@@ -517,8 +521,12 @@ class Pm2App:
         self.result["status"] = app_status(after)
         return self.finish(diff_before, dict(status=app_status(after), instances=self.public(after)))
 
+    def commands(self):
+        """The pm2 commands that act (the jlist reads, one per poll, are left out)."""
+        return [h for h in self.query.history + self.ctl.history if h["cmd"][1:2] != ["jlist"]]
+
     def finish(self, diff_before, diff_after):
-        self.result["commands"] = self.query.history + self.ctl.history
+        self.result["commands"] = self.commands()
         if self.module._diff:
             self.result["diff"] = dict(before=diff_before, after=diff_after)
         self.module.exit_json(**self.result)

@@ -164,6 +164,7 @@ def test_crash_at_start_fails_with_error_log(app_root):
     elapsed = time.time() - began
     assert crashed.failed
     msg = crashed.result["msg"]
+    print(msg)
     assert "CRASH_ON_START=1: refusing to start" in msg
     assert "status=" in msg
     tails = crashed.result["log_tail"]
