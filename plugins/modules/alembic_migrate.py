@@ -25,7 +25,7 @@ description:
     C(DATABASE_URL) (the module passes O(database_url) only there, never in argv or C(alembic.ini)), and should
     use C(transactional_ddl) on PostgreSQL so that a failing migration leaves the previous revision."
   - C(changed) is true only when the database's revision moved.
-version_added: "1.0.0"
+version_added: "0.1.0"
 author: maestro.deploy contributors
 options:
   project_dir:

@@ -363,16 +363,23 @@ def body(module, runner, conn, db_schema, local, prisma, result):
     engine, reason = choose_engine(module, runner, prisma)
     result.update(engine=engine, engine_reason=reason)
     if engine == "cli":
+        error = None
         try:
             runner.run([prisma, "migrate", "deploy", "--schema", p["schema"]], cwd=p["project_dir"],
                        what="prisma migrate deploy")
-        finally:
-            after = pn.read_rows(conn)
-            now = pn.status(local, after)
-            result.update(applied=[n for n in now["applied"] if n in result["pending"]],
-                          to_version=pn.current_version(after), failed=now["failed"])
-            result["pending"] = now["pending"]
-            result["changed"] = bool(result["applied"]) or bool(now["failed"])
+        except CommandError as exc:
+            error = exc
+        after = pn.read_rows(conn)
+        now = pn.status(local, after)
+        result.update(applied=[n for n in now["applied"] if n in result["pending"]],
+                      to_version=pn.current_version(after), failed=now["failed"], pending=now["pending"])
+        result["changed"] = bool(result["applied"]) or bool(now["failed"])
+        if error is not None:
+            failed = [f["name"] for f in now["failed"]]
+            result.update(error.as_result())
+            result.update(failed_migration=failed[0] if failed else None,
+                          msg="%s; the database is at %s" % (error.msg, result["to_version"] or "no migration"))
+            module.fail_json(**result)
         return
     result["cmd"] = ["native", "deploy"]
     with pn.AdvisoryLock(conn, p["lock_timeout"]):

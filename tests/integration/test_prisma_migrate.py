@@ -51,7 +51,7 @@ def table_exists(cluster, db, name):
 
 def cli_status(project, cluster, db):
     proc = prisma(str(project), cluster.url(db), "migrate", "status")
-    return proc.returncode, proc.stdout + proc.stderr
+    return proc.returncode, proc.stdout
 
 
 def test_deploy_from_empty_then_idempotent_and_prisma_cli_agrees(migrate, project, pg_cluster, pg_db):
@@ -171,14 +171,26 @@ def test_prisma_cli_resolves_what_we_recorded_and_we_read_what_it_records(migrat
     bad = "20260301000000_add_tags"
     add_migration(project, bad, 'ALTER TABLE "nope" ADD "x" INT;\n')
     assert migrate().failed
-    proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--rolled-back", bad)
-    assert proc.returncode == 0 and f"Migration {bad} marked as rolled back" in proc.stdout, proc.stdout + proc.stderr
+    proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--rolled-back", bad,
+                  done_when=f"Migration {bad} marked as rolled back")
+    assert proc.returncode == 0, proc.stdout
     assert rows(pg_cluster, pg_db)[-1][:3] == (bad, False, True)
     add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')
     extra = "20260302000000_mark_only"
     add_migration(project, extra, 'CREATE TABLE "never_run" ("id" INT);\n')
-    proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--applied", extra)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--applied", extra,
+                  done_when=f"Migration {extra} marked as applied")
+    assert proc.returncode == 0, proc.stdout
     deployed = migrate()
     assert deployed["applied"] == [bad] and deployed["to_version"] == extra
     assert not table_exists(pg_cluster, pg_db, "never_run")
+
+
+def test_cli_engine_failure_is_reported_with_the_database_version(migrate, pg_cluster, pg_db):
+    """engine=cli runs the real `prisma migrate deploy`; here it cannot fetch its engine, and says so."""
+    run = migrate(engine="cli", prisma=PRISMA)
+    assert run.failed and run["engine"] == "cli"
+    assert run["msg"].startswith("prisma migrate deploy failed (rc=1)")
+    assert "the database is at no migration" in run["msg"]
+    assert run["cmd"][1:4] == ["migrate", "deploy", "--schema"]
+    assert not table_exists(pg_cluster, pg_db, "items")

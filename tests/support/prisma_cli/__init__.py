@@ -28,10 +28,28 @@ def install_config(project_dir):
     return placeholder
 
 
-def prisma(project_dir, database_url, *args, timeout=120):
-    """Run the Prisma CLI in project_dir; returns CompletedProcess (stdout+stderr in .stdout)."""
+def prisma(project_dir, database_url, *args, timeout=120, done_when=None):
+    """Run the Prisma CLI in project_dir; returns CompletedProcess (stdout and stderr merged in .stdout).
+
+    `done_when`: a line that means the command finished. `migrate resolve` prints it within a second
+    but its process then lingers ~10 s (the wasm engine's lock connection keeps node alive); once
+    the line is out we stop it instead of waiting, and report rc 0.
+    """
     placeholder = install_config(project_dir)
     env = dict(os.environ, DATABASE_URL=database_url, CHECKPOINT_DISABLE="1", PRISMA_HIDE_UPDATE_MESSAGE="1",
                PRISMA_SCHEMA_ENGINE_BINARY=placeholder, PRISMA_QUERY_ENGINE_LIBRARY=placeholder, NO_COLOR="1")
-    return subprocess.run([PRISMA, *args], cwd=project_dir, env=env, capture_output=True, text=True,
-                          timeout=timeout)
+    argv = [PRISMA, *args]
+    if not done_when:
+        proc = subprocess.run(argv, cwd=project_dir, env=env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.CompletedProcess(argv, proc.returncode, proc.stdout + proc.stderr, "")
+    lines = []
+    with subprocess.Popen(argv, cwd=project_dir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as child:
+        for line in child.stdout:
+            lines.append(line)
+            if done_when in line:
+                child.terminate()
+                break
+        rc = child.wait(timeout=timeout)
+    finished = any(done_when in line for line in lines)
+    return subprocess.CompletedProcess(argv, 0 if finished else rc, "".join(lines), "")
