@@ -17,7 +17,7 @@ TABLES = """
 SELECT n.nspname, c.relname
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%%'
+  AND n.nspname NOT LIKE 'pg_toast%'
 ORDER BY 1, 2
 """
 
@@ -53,7 +53,7 @@ def _keys(conn, sql_module, schema, table, columns, batch=5000):
     ident = sql_module.Identifier
     query = sql_module.SQL("SELECT {cols} FROM {tbl} ORDER BY {cols}").format(
         cols=sql_module.SQL(", ").join(ident(c) for c in columns), tbl=ident(schema, table))
-    with conn.cursor(name="maestro_keys_%s" % abs(hash((schema, table))) % 10 ** 8) as cur:
+    with conn.cursor(name="maestro_keys_%d" % (abs(hash((schema, table))) % 10 ** 8)) as cur:
         cur.itersize = batch
         cur.execute(query)
         for row in cur:
