@@ -15,11 +15,12 @@ $py -m tests.support.apprepo .local/example-app.git
 say "ansible-playbook playbooks/deploy.yml -i inventories/local -e app_version=$version"
 .venv/bin/ansible-playbook playbooks/deploy.yml -i inventories/local -e "app_version=$version"
 
-url=$(.venv/bin/ansible-inventory -i inventories/local --host localhost 2>/dev/null \
-  | $py -c 'import json,sys; v=json.load(sys.stdin); print(v.get("healthcheck_url",""))')
-[ -n "$url" ] && [[ "$url" != *"{{"* ]] || url="http://127.0.0.1:3100/health"
-say "The app answers at ${url%/health}"
-curl -fsS "$url" | $py -m json.tool
-backups=$(ls -t .local/backups/*/* 2>/dev/null | grep -v '\.json$' | head -1 || true)
-say "Latest backup: ${backups:-none yet (the backup stage comes with the staged deploy)}"
-echo "Stop it all with: make demo-stop"
+say "The app answers at http://127.0.0.1:3100"
+curl -fsS http://127.0.0.1:3100/health | $py -m json.tool
+$py - <<'PY'
+import json
+history = json.load(open(".local/www/example-app/history.json"))
+live = [r for r in history["releases"] if r.get("status") == "success"][-1]
+print(f"\n==> Release {live['id']} ({live['version']}) is live; its backup: {live.get('backup_path') or 'none'}")
+PY
+echo "Next: ansible-playbook playbooks/status.yml | playbooks/rollback.yml --check; stop it all with: make demo-stop"
