@@ -39,7 +39,7 @@ def connection_argument_spec(**extra):
 
 
 def check_db_name(module, name, option="db"):
-    if not DB_NAME_RE.match(name or ""):
+    if not DB_NAME_RE.fullmatch(name or ""):  # fullmatch: `$` alone lets a trailing newline through
         module.fail_json(
             msg="%s=%r is not an accepted database name: use letters, digits, _ $ or -, "
             "start with a letter or _, at most 63 characters" % (option, name)

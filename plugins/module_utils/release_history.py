@@ -27,7 +27,7 @@ class HistoryError(Exception):
 
 
 def check_release_id(value, option="release_id"):
-    if not isinstance(value, str) or not RELEASE_ID_RE.match(value) or ".." in value:
+    if not isinstance(value, str) or not RELEASE_ID_RE.fullmatch(value) or ".." in value:
         raise HistoryError("%s=%r is not a valid release id: letters, digits, '.', '_' and '-' only, "
                            "no path separators or '..'" % (option, value))
     return value
