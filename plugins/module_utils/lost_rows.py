@@ -13,13 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-TABLES = """
-SELECT n.nspname, c.relname
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-  AND n.nspname NOT LIKE 'pg_toast%'
-ORDER BY 1, 2
-"""
+from ansible_collections.maestro.deploy.plugins.module_utils.pg_dbstate import user_tables
 
 PRIMARY_KEY = """
 SELECT a.attname
@@ -45,10 +39,6 @@ def count_missing(left_keys, right_keys):
     return missing
 
 
-def _tables(conn):
-    return [tuple(r) for r in conn.execute(TABLES).fetchall()]
-
-
 def _keys(conn, sql_module, schema, table, columns, batch=5000):
     ident = sql_module.Identifier
     query = sql_module.SQL("SELECT {cols} FROM {tbl} ORDER BY {cols}").format(
@@ -63,8 +53,8 @@ def _keys(conn, sql_module, schema, table, columns, batch=5000):
 def lost_rows(kept_conn, restored_conn, sql_module):
     """{schema.table: rows in kept_conn's db missing from restored_conn's db}, plus notes."""
     report, notes = {}, []
-    restored_tables = set(_tables(restored_conn))
-    for schema, table in _tables(kept_conn):
+    restored_tables = set(user_tables(restored_conn))
+    for schema, table in user_tables(kept_conn):
         if (schema, table) in SKIP_TABLES:
             continue
         name = "%s.%s" % (schema, table)

@@ -26,7 +26,9 @@ description:
     use C(transactional_ddl) on PostgreSQL so that a failing migration leaves the previous revision."
   - C(changed) is true only when the database's revision moved.
 version_added: "0.1.0"
-author: maestro.deploy contributors
+author: maestro.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - maestro.deploy.migration_review
 options:
   project_dir:
     description: Directory holding the Alembic config file; commands run there. Must exist.
@@ -60,23 +62,13 @@ options:
         C(python -m alembic) runs).
       - Default is C(alembic) found next to the Python running this module, then on C(PATH).
     type: path
-  review:
-    description:
-      - C(warn) returns the findings and emits a warning per finding; C(fail) fails before anything is applied when
-        there is any finding; C(off) skips the review.
-    type: str
-    choices: ['off', warn, fail]
-    default: warn
-  preview:
-    description: Return the pending SQL in RV(sql) (always returned in check mode).
-    type: bool
-    default: false
 attributes:
   check_mode:
     support: full
     description: Reports the pending revisions, their offline SQL, findings and classification; applies nothing.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 notes:
   - Findings name the revision, the statement and why it is risky; the rules are those of
     M(maestro.deploy.prisma_migrate).

@@ -33,10 +33,11 @@ attributes:
     description: Reads only, so it runs the same in check mode.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - module: maestro.deploy.pg_backup
 author:
-  - maestro.deploy contributors
+  - maestro.deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -73,11 +74,11 @@ space_free_bytes:
   type: int
 """
 
-import os
+import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.maestro.deploy.plugins.module_utils import pg_connection
-from ansible_collections.maestro.deploy.plugins.module_utils.schema_version import read_schema_version
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_connection  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.pg_dbstate import schema_version  # noqa: E402
 
 
 def free_space(path):
@@ -101,7 +102,7 @@ def main():
     with conn:
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
-        version, source = read_schema_version(conn)
+        version, source = schema_version(conn)
     result = dict(changed=False, db=p["db"], server_version=server_version, size_bytes=size,
                   schema_version=version, schema_source=source)
     if p["space_dir"]:

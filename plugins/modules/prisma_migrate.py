@@ -28,7 +28,9 @@ description:
     list, SQL and review are still computed by this module before it runs.
   - C(changed) is true only when the set of applied migrations moved.
 version_added: "0.1.0"
-author: maestro.deploy contributors
+author: maestro.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - maestro.deploy.migration_review
 options:
   project_dir:
     description: The application's directory (where C(prisma/) is). Must exist.
@@ -78,17 +80,6 @@ options:
   prisma:
     description: Path to the Prisma CLI. Defaults to C(node_modules/.bin/prisma) in O(project_dir).
     type: path
-  review:
-    description:
-      - C(warn) returns the findings and emits a warning per finding; C(fail) fails before anything is applied when
-        there is any finding; C(off) skips the review.
-    type: str
-    choices: ['off', warn, fail]
-    default: warn
-  preview:
-    description: Return the pending SQL in RV(sql) (always returned in check mode).
-    type: bool
-    default: false
   lock_timeout:
     description: Seconds to wait for Prisma's migration advisory lock before failing (native engine).
     type: int
@@ -99,6 +90,7 @@ attributes:
     description: Reports the pending migrations, their SQL, findings and classification; applies nothing.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 notes:
   - Findings name the migration, the statement and why it is risky. Rules are C(drop-table), C(drop-column),
     C(deletes-data), C(not-null-without-default), C(index-without-concurrently), C(rename), C(alter-column-type),
@@ -395,7 +387,7 @@ def body(module, runner, conn, db_schema, local, prisma, result):
                               changed=True, failed_migration=mig["name"])
                 exc.msg = ("%s; the database is at %s (the migration is recorded as failed in _prisma_migrations: "
                            "fix it, then resolve_rolled_back=%s)" % (exc.msg, result["to_version"] or "no migration",
-                                                                    mig["name"]))
+                                                                     mig["name"]))
                 raise
             result["applied"].append(mig["name"])
             result["changed"] = True
