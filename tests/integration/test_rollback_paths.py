@@ -2,6 +2,8 @@
 written since the deploy): downgrade for reversible Alembic revisions, restore (with the set
 aside rows counted) for destructive ones. The additive path is in test_deploy_flow."""
 
+import os
+
 import psycopg
 
 from tests.integration.test_deploy_flow import assert_ok, deploy_env  # noqa: F401 (fixture)
@@ -92,3 +94,10 @@ def test_destructive_release_is_restored_and_set_aside_rows_counted(deploy_env, 
         kept = [r[0] for r in conn.execute("SELECT name FROM items WHERE name LIKE 'after-v6-%' ORDER BY id")]
     assert kept == ["after-v6-0", "after-v6-1", "after-v6-2"]
     assert "public.items=3" in run.stdout
+
+
+def test_production_rollback_requires_confirmation(deploy_env):  # noqa: F811
+    run = deploy_env.rollback(deploy_environment="production")
+    assert not run.ok
+    assert "rerun with -e confirm=" + deploy_env.vars["app_name"] in run.stdout
+    assert not os.path.exists(deploy_env.app_root)
