@@ -16,7 +16,7 @@ say "ansible-playbook playbooks/deploy.yml -i inventories/local -e app_version=$
 .venv/bin/ansible-playbook playbooks/deploy.yml -i inventories/local -e "app_version=$version"
 
 say "The app answers at http://127.0.0.1:3100"
-curl -fsS http://127.0.0.1:3100/health | $py -m json.tool
+$py -c 'import json, urllib.request; print(json.dumps(json.load(urllib.request.urlopen("http://127.0.0.1:3100/health")), indent=4))'
 $py - <<'PY'
 import json
 history = json.load(open(".local/www/example-app/history.json"))
