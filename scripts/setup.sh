@@ -21,6 +21,7 @@ apt_install() {
 
 # -- system packages ---------------------------------------------------------------------------
 need=()
+command -v python3 >/dev/null || need+=(python3)
 command -v git >/dev/null || need+=(git)
 command -v make >/dev/null || need+=(make)
 command -v node >/dev/null || need+=(nodejs)
