@@ -32,7 +32,7 @@ def parse_database_url(url):
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise DatabaseUrlError("database_url cannot be parsed: %s" % str(exc).split(":")[0]) from None
+        raise DatabaseUrlError("database_url cannot be parsed: %s" % str(exc).split(":", maxsplit=1)[0]) from None
     if parts.scheme not in SCHEMES:
         raise DatabaseUrlError("database_url scheme %r is not supported: use postgresql://" % parts.scheme)
     kwargs = {}

@@ -78,7 +78,7 @@ def acquire(path, holder, stale_after, break_stale=False, now=None):
     except OSError as exc:
         if exc.errno == errno.EEXIST:
             other = read(path) or {}
-            raise LockHeld(other, age_of(other, now), False)
+            raise LockHeld(other, age_of(other, now), False) from None
         raise
     with os.fdopen(fd, "w") as fh:
         json.dump(record, fh, indent=2, sort_keys=True)

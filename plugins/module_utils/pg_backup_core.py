@@ -91,7 +91,7 @@ def server_major(version_num):
 
 def tool_major(runner, tool):
     """Major version of a PostgreSQL client tool from `--version` ('pg_dump (PostgreSQL) 15.18 ...')."""
-    _, out, _ = runner.run([tool, "--version"], what="%s --version" % os.path.basename(tool))
+    _rc, out, _err = runner.run([tool, "--version"], what="%s --version" % os.path.basename(tool))
     words = out.split()
     for word in words:
         head = word.split(".")[0]
@@ -297,9 +297,7 @@ class BackupRun:
         )
 
     def _error_detail(self, exc):
-        detail = exc.as_result()
-        detail.pop("msg")
-        return detail
+        return {key: value for key, value in exc.as_result().items() if key != "msg"}
 
     def _verify(self, db, partial, verify, external, manifest, conn):
         if verify in ("none", "checksum"):
@@ -357,7 +355,7 @@ class BackupRun:
         """mode/owner/group on the backup (a directory gets x where it has r), manifest always 0600."""
         mode = 0o600 if manifest_file else self.mode
         if os.path.isdir(path):
-            for root, _, files in os.walk(path):
+            for root, _dirs, files in os.walk(path):
                 for name in files:
                     self._apply(os.path.join(root, name), mode)
             self._apply(path, mode | ((mode & 0o444) >> 2))

@@ -94,7 +94,7 @@ def sha256_of(path, chunk=1 << 20):
 
 def size_of(path):
     if os.path.isdir(path):
-        return sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(path) for f in files)
+        return sum(os.path.getsize(os.path.join(root, f)) for root, _dirs, files in os.walk(path) for f in files)
     return os.path.getsize(path)
 
 

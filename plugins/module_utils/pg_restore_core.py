@@ -246,8 +246,7 @@ class RestoreRun:
         try:
             pg_archive.restore_archive(self.runner, self.tools, target, path, fmt, external, jobs=self.params["jobs"])
         except CommandError as exc:
-            detail = exc.as_result()
-            detail.pop("msg")
+            detail = {key: value for key, value in exc.as_result().items() if key != "msg"}
             self.fail("restoring %s into %s failed%s: %s" % (path, target, lost, exc.msg), **detail)
         restored = connect(self.module, self.params, target)
         try:

@@ -44,7 +44,7 @@ def load(path):
     except IOError:
         return empty()
     except ValueError as exc:
-        raise HistoryError("release history %s is not valid JSON (%s): fix or move it aside" % (path, exc))
+        raise HistoryError("release history %s is not valid JSON (%s): fix or move it aside" % (path, exc)) from exc
     data.setdefault("releases", [])
     data.setdefault("events", [])
     return data
