@@ -55,10 +55,11 @@ attributes:
     description: Reports whether the lock could be taken or released; writes nothing.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - module: maestro.deploy.release_history
 author:
-  - maestro.deploy contributors
+  - maestro.deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -95,10 +96,10 @@ age_s:
   type: float
 """
 
-import os
+import os  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock  # noqa: E402
 
 
 def main():
@@ -106,7 +107,7 @@ def main():
         argument_spec=dict(
             path=dict(type="path", required=True),
             state=dict(type="str", default="present", choices=["present", "absent", "query"]),
-            token=dict(type="str"),
+            token=dict(type="str", no_log=False),
             holder=dict(type="dict", default={}),
             stale_after=dict(type="int", default=3600),
             break_stale=dict(type="bool", default=False),

@@ -27,7 +27,7 @@ description:
   - The password is passed to the tools only through the environment of the child process, never on a command
     line, and never appears in the result, the manifest or error messages.
 version_added: "1.0.0"
-author: maestro.deploy contributors
+author: maestro.deploy contributors (!UNKNOWN)
 extends_documentation_fragment: [maestro.deploy.postgres]
 options:
   db:
@@ -108,10 +108,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Connects and reports the path it would write and the backups retention would prune; writes and
       deletes nothing.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 notes:
   - The retention rules are evaluated after the new backup has been written and verified; a failed run prunes
     nothing.

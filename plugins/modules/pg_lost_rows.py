@@ -35,10 +35,11 @@ attributes:
     description: Reads only, so it runs the same in check mode.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - module: maestro.deploy.pg_restore
 author:
-  - maestro.deploy contributors
+  - maestro.deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -66,9 +67,9 @@ notes:
   type: list
 """
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.maestro.deploy.plugins.module_utils import pg_connection
-from ansible_collections.maestro.deploy.plugins.module_utils.lost_rows import lost_rows
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_connection  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.lost_rows import lost_rows  # noqa: E402
 
 
 def main():

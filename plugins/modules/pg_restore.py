@@ -28,7 +28,7 @@ description:
     archive back before dropping anything, but a failure during the restore leaves no database; use it only
     when there is no room for a second copy.
 version_added: "1.0.0"
-author: maestro.deploy contributors
+author: maestro.deploy contributors (!UNKNOWN)
 extends_documentation_fragment: [maestro.deploy.postgres]
 options:
   db:
@@ -74,10 +74,12 @@ options:
 attributes:
   check_mode:
     support: full
+    description: Can run in check_mode and return changed status prediction without modifying target.
     details: Verifies the backup's checksum against its manifest and reports what it would rename; creates,
       renames and drops nothing.
   diff_mode:
     support: none
+    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 notes:
   - The connecting role needs CREATEDB, must own the live database (or be a superuser) and must be able to create
     databases owned by the live database's owner.

@@ -32,7 +32,7 @@ description:
   - Start, restart and reload pass C(--update-env), so the workers get O(env) and O(secret_env)
     (PM2 otherwise freezes a process's environment at its first start).
 version_added: "0.1.0"
-author: maestro.deploy contributors
+author: maestro.deploy contributors (!UNKNOWN)
 options:
   name:
     description: Name of the app in PM2 (with O(ecosystem), the C(name) of one of its apps).
@@ -141,6 +141,7 @@ seealso:
     description: C(wait_ready), C(listen_timeout), C(kill_timeout) and the C(ready) message.
     link: https://pm2.keymetrics.io/docs/usage/signals-clean-restart/
   - name: PM2 cluster mode and reload
+    description: Cluster mode and the zero-downtime C(pm2 reload).
     link: https://pm2.keymetrics.io/docs/usage/cluster-mode/
   - name: docs/pm2.md in this collection
     description: A real reload under load and the measurement of ways to switch releases.
@@ -234,13 +235,13 @@ instances:
   contains:
     pm_id: {description: PM2 id., type: int}
     pid: {description: OS process id (0 when not running)., type: int}
-    status: {description: PM2 status (online, stopped, errored, launching, ...)., type: str}
+    status: {description: "PM2 status (online, stopped, errored, launching, ...).", type: str}
     restarts: {description: PM2's restart counter., type: int}
     unstable_restarts: {description: PM2's unstable restart counter., type: int}
     uptime_ms: {description: Milliseconds since the instance started (0 when not online)., type: int}
     memory: {description: Resident memory in bytes., type: int}
     exec_mode: {description: fork or cluster., type: str}
-    cwd: {description: Real directory the process runs from (C(/proc/<pid>/cwd), else resolved C(pm_cwd))., type: str}
+    cwd: {description: "Real directory the process runs from (C(/proc/<pid>/cwd), else resolved C(pm_cwd)).", type: str}
     pm_cwd: {description: The cwd PM2 recorded., type: str}
     exec_path: {description: The script path PM2 recorded., type: str}
   sample:
@@ -510,7 +511,7 @@ class Pm2App:
             wanted = "absent" if action == "delete" else "stopped"
             if app_status(after) != wanted:
                 self.fail("pm2 %s ran but %s is %s: %s" % (action, self.p["name"], app_status(after),
-                                                         describe_instances(after)),
+                                                           describe_instances(after)),
                           instances=self.public(after))
         if self.p["save"]:
             try:

@@ -56,7 +56,7 @@ attributes:
 seealso:
   - module: maestro.deploy.deploy_lock
 author:
-  - maestro.deploy contributors
+  - maestro.deploy contributors (!UNKNOWN)
 """
 
 EXAMPLES = r"""
@@ -121,12 +121,12 @@ unknown_dirs:
   type: list
 """
 
-import copy
-import os
-import shutil
+import copy  # noqa: E402
+import os  # noqa: E402
+import shutil  # noqa: E402
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.maestro.deploy.plugins.module_utils import release_history as rh
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import release_history as rh  # noqa: E402
 
 
 def current_release_id(app_root):
