@@ -9,7 +9,7 @@ LOCAL := $(CURDIR)/.local
 DEMO_PORT ?= 5433
 DEMO_VERSION ?= v2
 
-.PHONY: setup demo demo-stop test test-unit test-integration lint bench bench-quick clean
+.PHONY: setup demo demo-stop test test-unit test-integration lint sanity bench bench-quick clean
 
 setup:
 	@bash scripts/setup.sh
@@ -30,9 +30,13 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest tests -q -m integration
 
-lint: setup
+lint: setup sanity
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ansible-lint -q
+
+# ansible-test sanity on a copy of the tree (see scripts/sanity.sh for why a copy and what runs).
+sanity: setup
+	@bash scripts/sanity.sh
 
 clean: demo-stop
 	rm -rf $(LOCAL)
