@@ -13,12 +13,13 @@ REPO=$PWD
 VENV=${VENV:-$REPO/.venv}
 PY=$VENV/bin/python
 
-# What runs: every sanity test ansible-test offers a collection (23 with ansible-core 2.19); none needs
-# the network once its virtual environment exists (requirements come from PyPI). One narrowing:
-# the style linters pylint and pep8 check plugins/ only (the code Ansible ships to hosts, which their
-# rules are written for), not the pytest harness under tests/ or the benchmarks under bench/ (there they
-# object to `_` for unused values and subprocess.run with its returncode checked by hand); ruff
-# (ruff.toml) lints the whole tree. Every other sanity test covers the whole tree. Per-file exceptions, each with its reason: tests/sanity/ignore-2.19.txt.
+# What runs: every sanity test ansible-test lists for this collection (`--list-tests`); none needs the
+# network once its virtual environment exists (kept in ~/.ansible/test/venv, requirements from PyPI;
+# the first run builds them). One narrowing: the style linters pylint and pep8 check plugins/ only (the
+# code Ansible ships to hosts, which their rules are written for), not the pytest harness under tests/
+# or the benchmarks under bench/ (there they object to `_` for unused values and to subprocess.run with
+# its returncode checked by hand); ruff (ruff.toml) lints the whole tree. Every other sanity test covers
+# the whole tree. Per-file exceptions, each with its reason: tests/sanity/ignore-2.19.txt.
 STYLE_TESTS=(--test pylint --test pep8)
 
 # get-pip stand-in. Each sanity test gets its own virtual environment, created without pip; ansible-test
