@@ -122,7 +122,9 @@ def schema_is_empty(conn, schema):
 
 def create_table(conn, schema):
     if schema != "public":
-        conn.execute('CREATE SCHEMA IF NOT EXISTS "%s"' % schema.replace('"', '""'))
+        from psycopg import sql
+
+        conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     conn.execute(CREATE_TABLE_SQL)
 
 
