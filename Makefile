@@ -30,6 +30,23 @@ test-unit: setup
 test-integration: setup
 	$(PY) -m pytest tests -q -m integration
 
+# Molecule (molecule/*, offline, no Docker: localhost, unmanaged default driver). `molecule` runs
+# the default scenario (deploy v1, v2, idempotent rerun, rollback, status; ~2 min);
+# `molecule-roles` the per-role scenarios (backup, release, pm2_app; ~1 min each);
+# `molecule-ssh` the deploy over a scenario-local sshd as a deploy user with sudo (root, apt).
+MOLECULE := $(VENV)/bin/molecule
+.PHONY: molecule molecule-roles molecule-ssh
+molecule: setup
+	$(MOLECULE) test -s default
+
+molecule-roles: setup
+	$(MOLECULE) test -s backup
+	$(MOLECULE) test -s release
+	$(MOLECULE) test -s pm2_app
+
+molecule-ssh: setup
+	$(MOLECULE) test -s ssh
+
 lint: setup sanity
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ansible-lint -q
