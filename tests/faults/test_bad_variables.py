@@ -1,0 +1,83 @@
+"""Bad playbook variables through deploy.yml: each run stops in preflight with an error naming
+the variable and its value, and nothing changes: no release directory, no backup, no history,
+no lock, and the database (its rows, and the cluster's list of databases) as it was.
+
+The runs are independent and each stops within seconds, so they run side by side."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import psycopg
+import pytest
+
+from tests.support.faults import assert_rows_kept, table_snapshot
+from tests.support.inventory import local_inventory
+from tests.support.playbooks import run_playbook
+
+CASES = {
+    # name: (inventory overrides, extravars, texts the failure must contain)
+    "unknown_version": ({}, {"app_version": "v9.9.9-does-not-exist"}, ["app_version=v9.9.9-does-not-exist"]),
+    "keep_releases_0": ({"keep_releases": 0}, {}, ["keep_releases=0"]),
+    "keep_releases_negative": ({"keep_releases": -1}, {}, ["keep_releases=-1"]),
+    "unknown_migration_tool": ({"migration_tool": "flyway"}, {}, ["migration_tool", "flyway"]),
+    "missing_db_password": ({"db_password": None}, {}, ["db_password is missing"]),
+    "app_root_is_root": ({"app_root": "/"}, {}, ["app_root=/"]),
+    "release_id_with_dotdot": ({}, {"deploy_release_id": "../x"}, ["deploy_release_id=../x"]),
+    "db_name_with_quote": ({"db_name": "app'db"}, {}, ["db_name=app'db"]),
+}
+
+
+@pytest.fixture(scope="module")
+def outcomes(pg_cluster, app_repo, tmp_path_factory):
+    """Run every case once (four at a time); returns {case: (run, app_root, backup_dir)}."""
+    repo, _shas = app_repo
+    db = pg_cluster.create_database("bad_input_" + os.urandom(3).hex())
+    with psycopg.connect(**pg_cluster.conninfo(db)) as conn:
+        conn.execute("CREATE TABLE items (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO items (name) VALUES ('kept-1'), ('kept-2')")
+    before = table_snapshot(pg_cluster.conninfo(db))
+    databases = pg_cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database")
+
+    def run(name):
+        overrides, extravars, _texts = CASES[name]
+        work = str(tmp_path_factory.mktemp("bad-" + name))
+        inventory = local_inventory(work, pg_cluster, db, repo, os.path.join(work, "pm2"), pm2_app_stable_for=1)
+        hv = inventory["all"]["vars"]
+        for key, value in overrides.items():
+            if value is None:
+                hv.pop(key)
+            else:
+                hv[key] = value
+        app_root = hv["app_root"] if hv["app_root"] != "/" else None
+        result = run_playbook("deploy.yml", inventory, os.path.join(work, "runner"),
+                              extravars=dict({"app_version": "v1"}, **extravars))
+        return name, (result, app_root, hv["backup_dir"])
+
+    root_before = sorted(os.listdir("/"))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = dict(pool.map(run, CASES))
+    yield results, before, databases, root_before, db
+    pg_cluster.psql(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def failure_message(run):
+    start = run.stdout.find("DEPLOY FAILED")
+    return run.stdout[start:start + 3000] if start >= 0 else run.stdout[-3000:]
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_bad_variable_fails_in_preflight_naming_it_and_changes_nothing(case, outcomes, pg_cluster):
+    results, before, databases, root_before, db = outcomes
+    run, app_root, backup_dir = results[case]
+    assert not run.ok
+    message = failure_message(run)
+    assert "DEPLOY FAILED in stage preflight" in message, message
+    for text in CASES[case][2]:
+        assert text in message, (text, message)
+    if app_root:
+        for left in ("releases", "current", "shared", "history.json", ".deploy.lock"):
+            assert not os.path.lexists(os.path.join(app_root, left)), left
+    assert not os.path.exists(backup_dir) or os.listdir(backup_dir) == []
+    assert sorted(os.listdir("/")) == root_before
+    assert pg_cluster.psql("SELECT string_agg(datname, ',' ORDER BY datname) FROM pg_database") == databases
+    assert_rows_kept(pg_cluster.conninfo(db), before)
