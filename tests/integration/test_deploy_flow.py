@@ -266,3 +266,18 @@ def test_prisma_deploy_v1_to_v2(deploy_env):
     body = wait_for_health(env.url)
     assert body["schema_version"] == "20260201090000_add_item_notes"
     assert env.history()["releases"][-1]["db_class"] == "additive"
+
+
+def test_check_mode_deploy_changes_nothing(deploy_env):
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    releases = sorted(os.listdir(os.path.join(env.app_root, "releases")))
+    run = env.deploy("v2", check=True)
+    assert_ok(run)
+    assert "Would deploy" in run.stdout and env.shas["v2"][:10] in run.stdout
+    assert sorted(os.listdir(os.path.join(env.app_root, "releases"))) == releases
+    assert env.health()["revision"] == env.shas["v1"]
+    assert len(env.history()["releases"]) == 1
+    assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+    assert not [f for f in os.listdir(env.vars["backup_dir"]) if "v2" in json.dumps(f)] or \
+        len(os.listdir(env.vars["backup_dir"])) == 2  # v1's backup and its manifest only

@@ -87,8 +87,11 @@ def make_variant(repo, tag, base="v2", version=None, files=None, remove=()):
         for rel, content in (files or {}).items():
             path = os.path.join(repo, rel)
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            if callable(content):
+                with open(path) as fh:
+                    content = content(fh.read())
             with open(path, "w") as fh:
-                fh.write(content(open(path).read()) if callable(content) else content)
+                fh.write(content)
         for rel in remove:
             git(repo, "rm", "-q", "-r", rel)
         return commit_version(repo, tag, version or "9.0.0-" + tag, f"variant {tag} of {base}")
