@@ -55,5 +55,15 @@ lint: setup sanity
 sanity: setup
 	@bash scripts/sanity.sh
 
+# Benchmarks (bench/README.md): matplotlib for the chart goes into .venv from bench/requirements.txt.
+BENCH_ARGS ?=
+bench: setup
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	$(PY) -m bench.run $(BENCH_ARGS)
+
+bench-quick: setup
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
+	$(PY) -m bench.run --quick $(BENCH_ARGS)
+
 clean: demo-stop
 	rm -rf $(LOCAL)

@@ -1,0 +1,1 @@
+"""Benchmarks of maestro.deploy against the manual procedure (docs: bench/README.md)."""
