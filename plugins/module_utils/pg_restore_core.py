@@ -33,7 +33,7 @@ SELECT pg_get_userbyid(d.datdba), pg_encoding_to_char(d.encoding), d.datcollate,
 FROM pg_database d WHERE d.datname = %s
 """
 TERMINATE = ("SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity "
-             "WHERE datname = %s AND pid <> pg_backend_pid()")
+             "WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'")
 SWAP_ATTEMPTS = 10
 
 
