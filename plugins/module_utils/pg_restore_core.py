@@ -199,9 +199,9 @@ class RestoreRun:
         renamed = False
         try:
             for attempt in range(SWAP_ATTEMPTS):
-                if terminate:
-                    conn.execute(TERMINATE, (db,))
                 try:
+                    if terminate:
+                        conn.execute(TERMINATE, (db,))
                     with conn.transaction():
                         conn.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
                             sql.Identifier(db), sql.Identifier(pre_db)))
@@ -215,6 +215,9 @@ class RestoreRun:
                                   % (db, str(exc).strip(), db,
                                      "" if terminate else " (terminate_connections=false)"))
                     time.sleep(0.2)
+                except psycopg.Error as exc:  # not the owner, no right to end a session, ...
+                    self.fail("cannot swap %s with its restored copy: %s; the restored copy is discarded and %s is "
+                              "unchanged" % (db, str(exc).strip(), db))
         finally:
             target = pre_db if renamed else db
             if terminate:

@@ -111,6 +111,10 @@ def rollback_target(data, current_id, rollback_to=None):
     if current_id in [r["id"] for r in data["releases"]]:
         order = [r["id"] for r in data["releases"]]
         candidates = [r for r in candidates if order.index(r["id"]) < order.index(current_id)]
+    live = find(data, current_id) or {}
+    if live.get("sha"):
+        # A re-deploy of a rolled-back version is the same code: stepping back to it changes nothing.
+        candidates = [r for r in candidates if r.get("sha") != live["sha"]]
     if rollback_to in (None, ""):
         steps = 1
     elif isinstance(rollback_to, int) or str(rollback_to).isdigit():

@@ -86,3 +86,10 @@ def test_save_and_load_roundtrip(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(rh.HistoryError, match="not valid JSON"):
         rh.load(str(tmp_path / "bad.json"))
+
+
+def test_rollback_skips_releases_with_the_live_code():
+    data = history(("r1", "success"), ("r2", "rolled_back"), ("r3", "success"))
+    for rid, sha in (("r1", "aaa"), ("r2", "bbb"), ("r3", "bbb")):
+        rh.find(data, rid)["sha"] = sha
+    assert rh.rollback_target(data, "r3")["id"] == "r1"
