@@ -24,16 +24,16 @@ def git(repo, *args):
 
 
 def set_version(repo, version):
-    for name in ("package.json", "package-lock.json"):
-        path = os.path.join(repo, name)
-        with open(path) as fh:
-            data = json.load(fh)
-        data["version"] = version
-        if name == "package-lock.json" and "" in data.get("packages", {}):
-            data["packages"][""]["version"] = version
-        with open(path, "w") as fh:
-            json.dump(data, fh, indent=2)
-            fh.write("\n")
+    """Stamp package.json only: the lockfile stays byte-identical across versions, as it does
+    between real releases that change no dependency (npm ci accepts the root version differing),
+    so a deploy reuses the previous release's node_modules."""
+    path = os.path.join(repo, "package.json")
+    with open(path) as fh:
+        data = json.load(fh)
+    data["version"] = version
+    with open(path, "w") as fh:
+        json.dump(data, fh, indent=2)
+        fh.write("\n")
 
 
 def commit_version(repo, tag, version, message=None):
