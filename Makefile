@@ -21,14 +21,19 @@ demo-stop:
 	@-PM2_HOME=$(LOCAL)/pm2 node_modules/.bin/pm2 kill >/dev/null 2>&1 && echo "PM2 ($(LOCAL)/pm2) stopped"
 	@-$(PY) -m tests.support.pgcluster stop $(LOCAL)/pg && echo "PostgreSQL ($(LOCAL)/pg) stopped"
 
+# The integration tests mostly wait (PM2 stability windows, npm, health checks), so they run
+# on TEST_WORKERS processes; tests marked serial measure dropped requests and run alone after.
+TEST_WORKERS ?= 3
 test: setup
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) -m "not serial"
+	$(PY) -m pytest tests -q -m serial
 
 test-unit: setup
 	$(PY) -m pytest tests -q -m unit
 
 test-integration: setup
-	$(PY) -m pytest tests -q -m integration
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) -m "integration and not serial"
+	$(PY) -m pytest tests -q -m "integration and serial"
 
 # Molecule (molecule/*, offline, no Docker: localhost, unmanaged default driver). `molecule` runs
 # the default scenario (deploy v1, v2, idempotent rerun, rollback, status; ~2 min);

@@ -97,6 +97,7 @@ def test_started_stopped_absent_are_idempotent(app_root, pg_cluster):
     assert run_module(MODULE, dict(args, state="absent")).result["changed"] is False
 
 
+@pytest.mark.serial  # measures dropped requests: runs alone, after the parallel part of make test
 def test_reload_under_load_switches_every_worker_to_the_new_release(app_root, record_property):
     app = app_root
     started = run_module(MODULE, module_args(app, state="started", expected_cwd=app.releases["A"]))
