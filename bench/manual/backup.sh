@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The guide's backup script (database-guide.md, "Backup Script"):
 #   pg_dump -U postgres $DB_NAME | gzip > $BACKUP_DIR/manumaestro_$DATE.sql.gz
 # Env: DB_NAME BACKUP_DIR MARKS (PGHOST/PGPORT set by the benchmark); prints the backup path.

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The guide's "Production Deployment" steps, in order, on the app's checkout $APP_DIR:
 #   1. backup (the guide's backup script: pg_dump | gzip)
 #   2. git pull; npm install; npx prisma migrate deploy (*)
@@ -13,7 +13,7 @@ DATE=$(date +%Y%m%d_%H%M%S)
 pg_dump -U postgres "$DB_NAME" | gzip > "$BACKUP_DIR/manumaestro_$DATE.sql.gz"
 echo "$BACKUP_DIR/manumaestro_$DATE.sql.gz" > "$BACKUP_DIR/last"
 mark backup_end
-cd "$APP_DIR"
+cd "$APP_DIR" || exit 1
 git pull -q
 mark pull_end
 npm install --no-audit --no-fund --silent

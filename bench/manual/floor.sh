@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The floor: how fast pg_dump can read the database at all (no compression, no disk write).
 source "$(dirname "$0")/lib.sh"
 mark floor_start

@@ -1,4 +1,4 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # The guide's "Option 1: Restore from Backup", database part (the app is not involved here):
 #   psql -U postgres -c "DROP DATABASE ..."; psql -U postgres -c "CREATE DATABASE ..."
 #   gunzip < backup.sql.gz | psql -U postgres $DB_NAME

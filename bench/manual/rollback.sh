@@ -1,11 +1,11 @@
-#!/bin/bash
+#!/usr/bin/env bash
 # Back to the previous version by hand: the code (git checkout, npm install, build), then the
 # guide's "Option 1: Restore from Backup" (pm2 stop, DROP/CREATE, gunzip | psql, pm2 restart),
 # then wait until /health serves the previous version.
 # Env: DB_NAME BACKUP APP_DIR APP_NAME TARGET PM2_HOME HEALTH_URL EXPECT_VERSION MARKS
 source "$(dirname "$0")/lib.sh"
 mark rollback_start
-cd "$APP_DIR"
+cd "$APP_DIR" || exit 1
 git checkout -q "$TARGET"
 npm install --no-audit --no-fund --silent
 npm run --silent build > /dev/null
