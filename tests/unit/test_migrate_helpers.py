@@ -9,6 +9,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils import prisma_nativ
 from ansible_collections.maestro.deploy.plugins.module_utils.database_url import (
     DatabaseUrlError, describe, parse_database_url)
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import Runner
+from tests.unit.fakes import FakeModule
 
 OFFLINE = """BEGIN;
 
@@ -77,16 +78,6 @@ def test_failed_revision_and_db_error_from_traceback(tmp_path):
                                             'relation "nope" does not exist [SQL: ALTER TABLE nope ADD COLUMN x int]')
     assert alembic_cli.db_error("", "FAILED: Can't locate revision identified by 'bogus'\n") == \
         "FAILED: Can't locate revision identified by 'bogus'"
-
-
-class FakeModule:
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.calls = []
-
-    def run_command(self, args, **kwargs):
-        self.calls.append(dict(args=args, **kwargs))
-        return self.answers.pop(0)
 
 
 def test_alembic_runs_with_config_and_url_only_in_environment():

@@ -14,6 +14,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pg_backup_core impo
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pg_dbstate import compare_counts, derived_db_name
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import Runner
+from tests.unit.fakes import FakeModule
 
 UTC = datetime.timezone.utc
 
@@ -170,22 +171,6 @@ def test_psql_restore_stops_at_the_first_error_in_one_transaction():
     assert pg_archive.psql_restore_argv("psql", "app__restore_1", "/b/x.sql") == [
         "psql", "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1", "--single-transaction",
         "--dbname=app__restore_1", "--file=/b/x.sql"]
-
-
-class FakeModule:
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.calls = []
-
-    def run_command(self, args, **kwargs):
-        self.calls.append(dict(args=args, **kwargs))
-        return self.answers.pop(0)
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/bin/" + name
-
-    def fail_json(self, **kwargs):
-        raise AssertionError(kwargs)
 
 
 def test_read_check_runs_pg_restore_with_the_password_only_in_the_environment():

@@ -2,24 +2,7 @@
 
 import pytest
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner
-
-
-class FakeModule:
-    """Records run_command calls and answers with canned (rc, out, err)."""
-
-    def __init__(self, answers):
-        self.answers = list(answers)
-        self.calls = []
-
-    def run_command(self, args, **kwargs):
-        self.calls.append(dict(args=args, **kwargs))
-        return self.answers.pop(0)
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/bin/" + name
-
-    def fail_json(self, **kwargs):
-        raise AssertionError(kwargs)
+from tests.unit.fakes import FakeModule
 
 
 def test_runs_argv_with_secret_in_environment_only():
