@@ -1,9 +1,12 @@
 """playbooks/backup.yml through ansible-runner: an on-demand backup, and the scheduled script."""
 
 import json
+import pwd
 import os
 import stat
 import subprocess
+
+import pytest
 
 from tests.support.inventory import local_inventory
 from tests.support.paths import VENV_BIN
@@ -74,3 +77,20 @@ def test_backup_role_failure_names_the_problem(pg_cluster, pg_db, tmp_path, play
     assert "password authentication failed" in failed[-1]["res"]["msg"]
     assert "not-the-password" not in run.stdout
     assert os.listdir(inventory["all"]["vars"]["backup_dir"]) == []
+
+
+def test_backup_files_can_belong_to_another_user(pg_cluster, pg_db, tmp_path, playbook):
+    """As root (become in production), backups can be handed to postgres and stay 0600."""
+    if os.geteuid() != 0:
+        pytest.skip("changing a file's owner needs root")
+    inventory = local_inventory(tmp_path, pg_cluster, pg_db, "unused-repo", str(tmp_path / "pm2"),
+                                backup_owner="postgres", backup_group="postgres")
+    os.makedirs(inventory["all"]["vars"]["backup_dir"])
+    run = playbook("backup.yml", inventory)
+    assert run.ok, run.stdout[-3000:]
+    files = os.listdir(inventory["all"]["vars"]["backup_dir"])
+    assert len(files) == 2
+    postgres = pwd.getpwnam("postgres").pw_uid
+    for name in files:
+        st = os.stat(os.path.join(inventory["all"]["vars"]["backup_dir"], name))
+        assert (st.st_uid, oct(st.st_mode & 0o777)) == (postgres, "0o600")
