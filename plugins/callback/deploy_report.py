@@ -18,7 +18,8 @@ description:
     the stage and task where the connection dropped, Ansible's message, and what the run had done
     there by then (deploy lock taken, switch started, release recorded as pending).
   - It knows only what it saw in task results on the controller (the facts C(deploy_stage),
-    C(deploy_release_id) and C(deploy_switched), results of M(maestro.deploy.deploy_lock) and
+    C(deploy_release_id), C(deploy_switched), C(deploy_migration_started) and the path in
+    C(deploy_backup), results of M(maestro.deploy.deploy_lock) and
     M(maestro.deploy.release_history)); it prints no other result data.
   - It prints nothing when no host was lost. For C(rollback.yml) the report says ROLLBACK LOST.
 requirements:
@@ -55,6 +56,7 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._what = "DEPLOY"
         self._run_release_id = None  # a run_once set_fact reaches every host, its result names one
+        self._run = {}  # run-wide facts, set run_once: whether the migrations started, the backup
         self._hosts = {}
 
     def _state(self, host):
@@ -103,6 +105,11 @@ class CallbackModule(CallbackBase):
             state["release_id"] = self._run_release_id = str(facts["deploy_release_id"])
         if "deploy_switched" in facts:
             state["switched"] = boolean(facts["deploy_switched"], strict=False)
+        if "deploy_migration_started" in facts:
+            self._run["migration_started"] = boolean(facts["deploy_migration_started"], strict=False)
+        backup = facts.get("deploy_backup")
+        if isinstance(backup, dict) and backup.get("path"):
+            self._run["backup"] = str(backup["path"])
 
     def _note_lock(self, host, res, module_state):
         if module_state == "query":  # reports whoever holds the lock, maybe another run
@@ -141,6 +148,10 @@ class CallbackModule(CallbackBase):
             lines.append("- current and PM2 were not touched by this run;")
         elif rollback and lock:
             lines.append("- current, PM2 and the database may be partly rolled back: check what serves;")
+        if self._run.get("migration_started") and not rollback:
+            backup = self._run.get("backup")
+            lines.append("- the migration stage had started: the database may carry this release's migrations%s;"
+                         % (" (the backup from before them is %s)" % backup if backup else ""))
         if state.get("pending") and release_id:
             history = os.path.join(os.path.dirname(lock["path"]), "history.json") if lock else "the release history"
             lines.append('- release %s stays "pending" in %s;' % (release_id, history))

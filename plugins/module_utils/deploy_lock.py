@@ -4,8 +4,9 @@
 """A deploy lock: one JSON file per app host, created atomically (O_EXCL).
 
 Two deploys (or a deploy and a rollback) must never run at once on a host, and a lock left by
-a killed run must not block an incident forever: a lock older than `stale_after` seconds may
-be broken, but only when the operator asks for it.
+a killed run (or by one whose SSH connection dropped) must not block an incident: it may be
+broken, but only when the operator asks for it, and only when it is older than `stale_after`
+seconds or the run that holds it is known to have ended (its controller said so).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -29,9 +30,33 @@ class LockHeld(Exception):
 
 
 def describe(holder, age_s):
-    return "held by %s since %s (%ss ago) for %s %s (release %s, pid %s)" % (
+    return "held by %s since %s (%ss ago) for %s %s (release %s, %s)" % (
         holder.get("who", "?"), holder.get("since", "?"), int(age_s), holder.get("action", "deploy"),
-        holder.get("version", "?"), holder.get("release_id", "?"), holder.get("pid", "?"))
+        holder.get("version", "?"), holder.get("release_id", "?"), describe_run(holder))
+
+
+def describe_run(holder):
+    """Which run holds the lock: its ansible-playbook on its controller, when recorded."""
+    if holder.get("controller") and holder.get("controller_pid"):
+        return "ansible-playbook pid %s on %s" % (holder["controller_pid"], holder["controller"])
+    return "pid %s" % holder.get("pid", "?")
+
+
+def breakable(age_s, stale_after, holder_ended):
+    """A held lock may be broken (when asked) if it is stale or its run has ended."""
+    return age_s >= stale_after or bool(holder_ended)
+
+
+def hint(age_s, stale_after, holder_ended):
+    """What the operator can do about a lock held by another run."""
+    if holder_ended:
+        return "That run has ended: rerun with -e deploy_break_lock=true to break the lock."
+    if age_s >= stale_after:
+        return "It is stale (older than %ss): rerun with -e deploy_break_lock=true to break it." % stale_after
+    if holder_ended is None:
+        return "Wait for that run to finish; a lock becomes breakable after %ss, or at once when its run has ended." % (
+            stale_after)
+    return "That run is still going: wait for it to finish."
 
 
 def read(path):
@@ -53,10 +78,12 @@ def age_of(holder, now=None):
     return max(0.0, (now or time.time()) - float(holder.get("since_epoch", 0)))
 
 
-def acquire(path, holder, stale_after, break_stale=False, now=None):
+def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended=False):
     """Take the lock. Returns (acquired, broken_holder). Raises LockHeld when it cannot.
 
     Re-acquiring a lock we already hold (same token) is a no-op, so a rerun is idempotent.
+    `holder_ended`: the caller found that the run holding the lock has ended, so with
+    `break_stale` it may be broken whatever its age.
     """
     now = now or time.time()
     current = read(path)
@@ -64,9 +91,8 @@ def acquire(path, holder, stale_after, break_stale=False, now=None):
         if current.get("token") and current.get("token") == holder.get("token"):
             return False, None
         age = age_of(current, now)
-        stale = age >= stale_after
-        if not (stale and break_stale):
-            raise LockHeld(current, age, stale)
+        if not (break_stale and breakable(age, stale_after, holder_ended)):
+            raise LockHeld(current, age, age >= stale_after)
         os.unlink(path)
     record = dict(holder, since_epoch=now,
                   since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))

@@ -16,8 +16,11 @@ description:
   - Creates a lock file atomically so that two deploys, or a deploy and a rollback, never run
     at once on the same host. A second run fails at once, naming who holds the lock, since
     when and for which version.
-  - A lock older than O(stale_after) seconds, left by a run that was killed, can be broken
-    with O(break_stale=true); a fresh lock is never broken.
+  - A lock left by a run that was killed, or whose SSH connection dropped, can be broken with
+    O(break_stale=true) when it is older than O(stale_after) seconds, or at any age when the
+    caller found that the run holding it has ended (O(holder_ended=true); the preflight role asks
+    the controller with the P(maestro.deploy.controller_run#lookup) lookup). A lock whose run may
+    still be going is never broken before O(stale_after).
 options:
   path:
     description: Lock file path, usually C(<app_root>/.deploy.lock).
@@ -42,9 +45,16 @@ options:
     type: int
     default: 3600
   break_stale:
-    description: Break a stale lock instead of failing.
+    description: Break a stale lock (or one whose run has ended, see O(holder_ended)) instead of failing.
     type: bool
     default: false
+  holder_ended:
+    description:
+      - What the caller knows of the run that holds the lock. V(true) it has ended (its
+        ansible-playbook process is gone from the controller that recorded it), so with
+        O(break_stale=true) the lock may be broken whatever its age; V(false) it is still
+        going. Unset when unknown. Also chooses the hint in the failure message.
+    type: bool
   force:
     description: With O(state=absent), remove the lock whoever holds it.
     type: bool
@@ -74,6 +84,16 @@ EXAMPLES = r"""
       release_id: "{{ release_id }}"
     break_stale: "{{ deploy_break_lock | default(false) }}"
 
+- name: Break the lock of a run that has ended (its controller says its ansible-playbook is gone)
+  maestro.deploy.deploy_lock:
+    path: /var/www/manumaestro/.deploy.lock
+    token: "{{ release_id }}"
+    break_stale: true
+    holder_ended: "{{ held_run.running is false }}"
+  vars:
+    held: "{{ lock_attempt.holder }}"
+    held_run: "{{ lookup('maestro.deploy.controller_run', controller=held.controller, pid=held.controller_pid) }}"
+
 - name: Release the deploy lock
   maestro.deploy.deploy_lock:
     path: /var/www/manumaestro/.deploy.lock
@@ -94,12 +114,26 @@ age_s:
   description: Age of the existing lock in seconds.
   returned: when a lock existed
   type: float
+held_by:
+  description: Who holds the lock, in words (the failure message without its hint).
+  returned: when the lock is held by another run
+  type: str
+  sample: >-
+    held by ops since 2026-11-25T23:40:02Z (12s ago) for deploy v2
+    (release 20261125T234002Z-v2, ansible-playbook pid 4242 on bastion)
 """
 
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock  # noqa: E402
+
+
+def fail_held(module, result, holder, age_s):
+    p = module.params
+    held_by = lock.describe(holder, age_s)
+    module.fail_json(msg="deploy lock at %s is %s. %s" % (
+        p["path"], held_by, lock.hint(age_s, p["stale_after"], p["holder_ended"])), held_by=held_by, **result)
 
 
 def main():
@@ -111,6 +145,7 @@ def main():
             holder=dict(type="dict", default={}),
             stale_after=dict(type="int", default=3600),
             break_stale=dict(type="bool", default=False),
+            holder_ended=dict(type="bool"),
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -141,21 +176,21 @@ def main():
     if module.check_mode:
         if current is not None and current.get("token") != p["token"]:
             age = lock.age_of(current)
-            if not (p["break_stale"] and age >= p["stale_after"]):
-                module.fail_json(msg="deploy lock at %s is %s" % (path, lock.describe(current, age)), **result)
+            if not (p["break_stale"] and lock.breakable(age, p["stale_after"], p["holder_ended"])):
+                fail_held(module, result, current, age)
         result["changed"] = current is None or current.get("token") != p["token"]
         module.exit_json(**result)
     try:
-        acquired, broken = lock.acquire(path, holder, p["stale_after"], p["break_stale"])
+        acquired, broken = lock.acquire(path, holder, p["stale_after"], p["break_stale"],
+                                        holder_ended=p["holder_ended"])
     except lock.LockHeld as held:
-        hint = (" It is stale (older than %ss): rerun with -e deploy_break_lock=true to break it." % p["stale_after"]
-                if held.stale else
-                " Wait for that run to finish; a lock becomes breakable after %ss." % p["stale_after"])
-        module.fail_json(msg="deploy lock at %s is %s.%s" % (path, str(held), hint), **result)
+        fail_held(module, result, held.holder, held.age_s)
     result.update(changed=acquired, holder=lock.read(path))
     if broken:
         result["broken"] = broken
-        module.warn("broke a stale deploy lock: %s" % lock.describe(broken, lock.age_of(broken)))
+        age = lock.age_of(broken)
+        module.warn("broke %s deploy lock: %s" % (
+            "a stale" if age >= p["stale_after"] else "the ended run's", lock.describe(broken, age)))
     module.exit_json(**result)
 
 

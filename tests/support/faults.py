@@ -244,3 +244,42 @@ def flip_byte(path, offset=None):
         fh.seek(offset)
         fh.write(bytes([byte[0] ^ 0xFF]))
     return offset
+
+
+def main(argv=None):
+    """The same checks for a Molecule scenario (molecule/ssh/side_effect.yml), which is YAML:
+    `snapshot` prints the rows of now as JSON; `check` exits non-zero with the reason when a row
+    of that snapshot changed, a backup is partial, or (with --lock-free) the deploy lock is held."""
+    import argparse
+    import sys
+
+    from .pgcluster import Cluster
+
+    parser = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    parser.add_argument("action", choices=["snapshot", "check"])
+    parser.add_argument("cluster", help="the cluster's directory (tests.support.pgcluster)")
+    parser.add_argument("db")
+    parser.add_argument("--before", help="check: the snapshot taken before the fault")
+    parser.add_argument("--backups", help="check: the backup directory")
+    parser.add_argument("--lock-free", metavar="APP_ROOT", help="check: no deploy lock under APP_ROOT")
+    args = parser.parse_args(argv)
+    conninfo = Cluster(args.cluster).conninfo(args.db)
+    if args.action == "snapshot":
+        print(json.dumps(table_snapshot(conninfo)))
+        return 0
+    try:
+        with open(args.before) as fh:
+            after = assert_rows_kept(conninfo, json.load(fh))
+        if args.backups:
+            assert assert_backups_whole(args.backups), "no backup in %s" % args.backups
+        if args.lock_free:
+            assert_lock_free(args.lock_free)
+    except AssertionError as failed:
+        print("CHECK FAILED: %s" % failed, file=sys.stderr)
+        return 1
+    print(json.dumps({"rows": {k: v["count"] for k, v in after.items()}, "backups": "whole"}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -45,3 +45,38 @@ def test_release_refuses_other_token(tmp_path):
     assert lock.release(path, token="r1") is True
     assert lock.read(path) is None
     assert lock.release(path, token="r1") is False
+
+
+def test_lock_of_an_ended_run_is_broken_at_any_age_but_only_when_asked(tmp_path):
+    path = str(tmp_path / ".deploy.lock")
+    lost = {"who": "ops", "token": "r1", "release_id": "r1", "controller": "bastion", "controller_pid": 4242}
+    lock.acquire(path, lost, 3600, now=1000.0)
+    with pytest.raises(lock.LockHeld):
+        lock.acquire(path, {"who": "ops", "token": "r2"}, 3600, holder_ended=True, now=1010.0)
+    for unknown_or_running in (None, False):
+        with pytest.raises(lock.LockHeld):
+            lock.acquire(path, {"who": "ops", "token": "r2"}, 3600, break_stale=True,
+                         holder_ended=unknown_or_running, now=1010.0)
+    acquired, broken = lock.acquire(path, {"who": "ops", "token": "r2"}, 3600, break_stale=True,
+                                    holder_ended=True, now=1010.0)
+    assert acquired and broken["token"] == "r1"
+    assert lock.read(path)["token"] == "r2"
+
+
+@pytest.mark.parametrize("age, ended, expected", [
+    (10, None, "Wait for that run to finish; a lock becomes breakable after 3600s, or at once when its run has ended."),
+    (10, False, "That run is still going: wait for it to finish."),
+    (10, True, "That run has ended: rerun with -e deploy_break_lock=true to break the lock."),
+    (4000, None, "It is stale (older than 3600s): rerun with -e deploy_break_lock=true to break it."),
+    (4000, False, "It is stale (older than 3600s): rerun with -e deploy_break_lock=true to break it."),
+])
+def test_hint_says_what_the_operator_can_do(age, ended, expected):
+    assert lock.hint(age, 3600, ended) == expected
+
+
+def test_holder_names_the_run_by_its_controller_when_recorded():
+    with_controller = {"who": "ops", "since": "T", "version": "v2", "release_id": "r1", "pid": 77,
+                       "controller": "bastion", "controller_pid": 4242}
+    assert lock.describe(with_controller, 12.7) == (
+        "held by ops since T (12s ago) for deploy v2 (release r1, ansible-playbook pid 4242 on bastion)")
+    assert lock.describe({"who": "ops", "pid": 77}, 1).endswith("(release ?, pid 77)")

@@ -119,6 +119,18 @@ def test_host_lost_after_the_switch_started_says_so():
     assert "not touched" not in report
 
 
+def test_host_lost_after_the_migrations_started_names_the_backup():
+    run = Run()
+    deploy_until_switch(run, hosts=("app1",))
+    run.facts("app1", deploy_backup={"path": "/var/backups/app/app_20260301.dump", "sha256": "ab"})
+    run.facts("app1", deploy_migration_started=True)
+    run.unreachable("app1", "Run the before hook of the stage switch")
+    report = run.end("app1")[0]
+    assert ("- the migration stage had started: the database may carry this release's migrations"
+            " (the backup from before them is /var/backups/app/app_20260301.dump);") in report
+    assert "sha256" not in report
+
+
 def test_host_lost_before_the_lock():
     run = Run()
     run.facts("app1", deploy_stage="start", deploy_switched=False)

@@ -1,0 +1,117 @@
+# -*- coding: utf-8 -*-
+# Copyright: maestro.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r"""
+---
+name: controller_run
+short_description: This run's controller and ansible-playbook pid, or whether another run still runs
+version_added: "0.1.0"
+description:
+  - The deploy lock records which run holds it, by the controller's host name and the process id of
+    its C(ansible-playbook). Without options this lookup returns those of the current run.
+  - With O(controller) and O(pid) it tells whether that run is still going, as far as this
+    controller can know. When O(controller) is this machine, V(running) is V(true) while a
+    process with that pid runs ansible, V(false) otherwise (the run was killed, or its SSH
+    connection dropped and it ended). For another controller V(running) is V(null), unknown.
+  - So a lock left by an ended run can be broken at once, and only when the operator asks for
+    it (C(-e deploy_break_lock=true)), instead of waiting until it is stale.
+options:
+  controller:
+    description: Host name of the controller that recorded the run.
+    type: str
+  pid:
+    description: Process id of that run's C(ansible-playbook) on its controller.
+    type: int
+notes:
+  - Runs on the controller, like every lookup. Reads C(/proc) where there is one.
+seealso:
+  - module: maestro.deploy.deploy_lock
+author:
+  - maestro.deploy contributors (!UNKNOWN)
+"""
+
+EXAMPLES = r"""
+- name: Record this run in the deploy lock
+  maestro.deploy.deploy_lock:
+    path: /var/www/manumaestro/.deploy.lock
+    token: "{{ release_id }}"
+    holder:
+      controller: "{{ this_run.controller }}"
+      controller_pid: "{{ this_run.pid }}"
+  vars:
+    this_run: "{{ lookup('maestro.deploy.controller_run') }}"
+
+- name: Ask whether the run holding the lock has ended
+  ansible.builtin.debug:
+    msg: "{{ lookup('maestro.deploy.controller_run', controller='bastion', pid=4242).running }}"
+"""
+
+RETURN = r"""
+_raw:
+  description: One dictionary.
+  type: list
+  elements: dict
+  contains:
+    controller:
+      description: The controller's host name (this one's, or O(controller)).
+      type: str
+    pid:
+      description: The run's ansible-playbook process id (this one's, or O(pid)).
+      type: int
+    running:
+      description: Whether that run still runs; null when it ran on another controller.
+      type: bool
+"""
+
+import multiprocessing  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+
+from ansible.errors import AnsibleError  # noqa: E402
+from ansible.plugins.lookup import LookupBase  # noqa: E402
+
+
+def this_run():
+    """(controller, pid of ansible-playbook). Lookups run in a task's worker process, which
+    ansible-playbook forked; in the main process there is no parent process object."""
+    parent = multiprocessing.parent_process()
+    return socket.gethostname(), parent.pid if parent is not None else os.getpid()
+
+
+def pid_runs_ansible(pid):
+    """True while `pid` is an ansible process; a pid reused by another program counts as ended."""
+    try:
+        with open("/proc/%d/cmdline" % pid, "rb") as fh:
+            return b"ansible" in fh.read()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc (not Linux) or not readable: fall back to a signal 0 probe
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+def run_state(controller=None, pid=None):
+    """This run, or the state of the run (controller, pid) as far as this controller knows."""
+    here, own_pid = this_run()
+    if not controller and not pid:
+        return dict(controller=here, pid=own_pid, running=True)
+    if not controller or not pid or pid < 1:
+        raise AnsibleError("controller_run needs both controller and pid (a positive number), got controller=%r pid=%r"
+                           % (controller, pid))
+    return dict(controller=controller, pid=pid, running=pid_runs_ansible(pid) if controller == here else None)
+
+
+class LookupModule(LookupBase):
+    def run(self, terms, variables=None, **kwargs):
+        self.set_options(var_options=variables, direct=kwargs)
+        return [run_state(self.get_option("controller"), self.get_option("pid"))]
