@@ -27,11 +27,15 @@ def _class_of(item):
     return item
 
 
-def migration_summary(result):
-    """Reduce an alembic_migrate / prisma_migrate result to what the history records."""
+def migration_summary(result, planned=False):
+    """Reduce an alembic_migrate / prisma_migrate result to what the history records.
+
+    planned=True: summarise what would run (the pending migrations of a check-mode result) as
+    if it had been applied, so deploy --check can say how the deploy would classify.
+    """
     result = result or {}
     applied = []
-    for item in result.get("applied") or []:
+    for item in result.get("pending" if planned else "applied") or []:
         applied.append(item.get("name") or item.get("revision") or item.get("migration") if isinstance(item, dict)
                        else item)
     classification = result.get("classification") or []

@@ -60,6 +60,10 @@ _raw:
     controller:
       description: The controller's host name (this one's, or O(controller)).
       type: str
+    user:
+      description: Who runs this run on the controller (its login name), recorded in the lock.
+      type: str
+      returned: without options
     pid:
       description: The run's ansible-playbook process id (this one's, or O(pid)).
       type: int
@@ -68,6 +72,7 @@ _raw:
       type: bool
 """
 
+import getpass  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
 import socket  # noqa: E402
@@ -104,7 +109,7 @@ def run_state(controller=None, pid=None):
     """This run, or the state of the run (controller, pid) as far as this controller knows."""
     here, own_pid = this_run()
     if not controller and not pid:
-        return dict(controller=here, pid=own_pid, running=True)
+        return dict(controller=here, pid=own_pid, running=True, user=getpass.getuser())
     if not controller or not pid or pid < 1:
         raise AnsibleError("controller_run needs both controller and pid (a positive number), got controller=%r pid=%r"
                            % (controller, pid))

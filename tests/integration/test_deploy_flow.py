@@ -167,10 +167,12 @@ def test_second_deploy_fails_on_the_lock(deploy_env):
     os.makedirs(env.app_root, exist_ok=True)
     with open(os.path.join(env.app_root, ".deploy.lock"), "w") as fh:
         json.dump({"who": "alice", "action": "deploy", "version": "v9", "release_id": "other", "token": "other",
-                   "since": "now"}, fh)
-    run = env.deploy("v2")
+                   "since": "now", "controller": "another-controller", "controller_pid": 4242}, fh)
+    # a fresh lock of a run on another controller (which may still be going) is not broken, even when asked
+    run = env.deploy("v2", extravars={"deploy_break_lock": True})
     assert not run.ok
-    assert "held by alice" in run.stdout
+    assert "held by alice" in run.stdout and "ansible-playbook pid 4242 on another-controller" in run.stdout
+    assert "a lock becomes breakable after 3600s" in run.stdout
     assert env.health()["revision"] == env.shas["v1"]
     with open(os.path.join(env.app_root, ".deploy.lock")) as fh:
         assert json.load(fh)["who"] == "alice"  # someone else's lock is never removed
@@ -275,6 +277,14 @@ def test_check_mode_deploy_changes_nothing(deploy_env):
     run = env.deploy("v2", check=True)
     assert_ok(run)
     assert "Would deploy" in run.stdout and env.shas["v2"][:10] in run.stdout
+    # the migration preview: read from the commit to deploy, run against the live database in check mode
+    preview = "Migrations that would run (alembic, schema 0001_init): 0002_add_item_notes"
+    assert preview in run.stdout, run.stdout[-3000:]
+    assert "Class: additive" in run.stdout
+    assert env.sql("SELECT version_num FROM alembic_version") == [("0001_init",)]
+    made = run.task_results("Make a temporary directory for the files of the commit to deploy")
+    preview_dirs = [r["res"]["path"] for r in made]
+    assert preview_dirs and not any(os.path.exists(p) for p in preview_dirs)
     assert sorted(os.listdir(os.path.join(env.app_root, "releases"))) == releases
     assert env.health()["revision"] == env.shas["v1"]
     assert len(env.history()["releases"]) == 1

@@ -1,5 +1,6 @@
 """The controller_run lookup: which run this is, and whether a run recorded in a lock has ended."""
 
+import getpass
 import os
 import socket
 import subprocess
@@ -16,7 +17,8 @@ def lookup(**options):
 
 def test_without_options_it_names_this_controller_and_run():
     run = lookup()
-    assert run == {"controller": socket.gethostname(), "pid": os.getpid(), "running": True}
+    assert run == {"controller": socket.gethostname(), "pid": os.getpid(), "running": True,
+                   "user": getpass.getuser()}
 
 
 def test_a_live_ansible_process_on_this_controller_is_running():

@@ -24,6 +24,14 @@ def test_migration_summary_unknown_class_is_destructive():
     assert migration_summary({"applied": ["m1"]})["db_class"] == "destructive"
 
 
+def test_planned_summary_reads_the_pending_migrations_of_a_check_mode_result():
+    check_mode_result = {"applied": [], "pending": ["0002_add_item_notes"], "from_version": "0001",
+                         "classification": [{"migration": "0002_add_item_notes", "class": "additive"}]}
+    assert migration_summary(check_mode_result)["db_class"] == "none"
+    planned = migration_summary(check_mode_result, planned=True)
+    assert (planned["applied"], planned["db_class"]) == (["0002_add_item_notes"], "additive")
+
+
 def hist(*classes, backup="/b/x.dump"):
     between = [{"id": f"r{i}", "db_class": c, "backup_path": backup if i == 0 else None}
                for i, c in enumerate(classes)]
