@@ -27,6 +27,13 @@ options:
   pid:
     description: Process id of that run's C(ansible-playbook) on its controller.
     type: int
+  space:
+    description:
+      - The process space that pid belongs to (the controller's boot id and pid namespace, as
+        this lookup returned it for that run). When it differs from this one's (another
+        container with the same host name, or the controller rebooted since), V(running) is
+        V(null), unknown.
+    type: str
 notes:
   - Runs on the controller, like every lookup. Reads C(/proc) where there is one.
 seealso:
@@ -43,6 +50,7 @@ EXAMPLES = r"""
     holder:
       controller: "{{ this_run.controller }}"
       controller_pid: "{{ this_run.pid }}"
+      controller_space: "{{ this_run.space }}"
   vars:
     this_run: "{{ lookup('maestro.deploy.controller_run') }}"
 
@@ -67,6 +75,9 @@ _raw:
     pid:
       description: The run's ansible-playbook process id (this one's, or O(pid)).
       type: int
+    space:
+      description: The process space of that pid (boot id and pid namespace; null where unknown).
+      type: str
     running:
       description: Whether that run still runs; null when it ran on another controller.
       type: bool
@@ -79,6 +90,18 @@ import socket  # noqa: E402
 
 from ansible.errors import AnsibleError  # noqa: E402
 from ansible.plugins.lookup import LookupBase  # noqa: E402
+
+
+def process_space():
+    """Which process ids this is about: the kernel's boot id and the pid namespace. Two
+    controllers with one host name (containers, a rebooted machine) have different ones, and a
+    pid of one means nothing in the other. None where /proc cannot tell."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            boot = fh.read().strip()
+        return "%s/%s" % (boot, os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        return None
 
 
 def this_run():
@@ -105,18 +128,20 @@ def pid_runs_ansible(pid):
         return True
 
 
-def run_state(controller=None, pid=None):
-    """This run, or the state of the run (controller, pid) as far as this controller knows."""
+def run_state(controller=None, pid=None, space=None):
+    """This run, or the state of the run (controller, pid, space) as far as this controller knows."""
     here, own_pid = this_run()
+    own_space = process_space()
     if not controller and not pid:
-        return dict(controller=here, pid=own_pid, running=True, user=getpass.getuser())
+        return dict(controller=here, pid=own_pid, space=own_space, running=True, user=getpass.getuser())
     if not controller or not pid or pid < 1:
         raise AnsibleError("controller_run needs both controller and pid (a positive number), got controller=%r pid=%r"
                            % (controller, pid))
-    return dict(controller=controller, pid=pid, running=pid_runs_ansible(pid) if controller == here else None)
+    knowable = controller == here and (not space or space == own_space)
+    return dict(controller=controller, pid=pid, space=space, running=pid_runs_ansible(pid) if knowable else None)
 
 
 class LookupModule(LookupBase):
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        return [run_state(self.get_option("controller"), self.get_option("pid"))]
+        return [run_state(self.get_option("controller"), self.get_option("pid"), self.get_option("space"))]

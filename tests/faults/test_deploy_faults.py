@@ -4,8 +4,9 @@ fault are all there (count and ordered checksum per table), that the deploy lock
 that no backup is partial or without its manifest, and that the failure names stage and cause.
 
 The faults share one app (Prisma migrations, its own PostgreSQL cluster so that one fault may
-stop it, its own PM2 home) deployed once at v1; each fault starts from whatever serves and
-must leave it serving. The tests run in file order: the last ones build on v2 being live.
+stop it, its own PM2 home) deployed once at v1 (once per xdist worker that runs any of them);
+each fault starts from whatever serves and must leave it serving. A test that needs v2 live
+deploys it first when it is not, so each also runs on its own.
 
 One fault is not here: the SSH connection dropped mid-deploy needs a real sshd to stop, so it
 is the side effect of the Molecule SSH scenario (molecule/ssh/side_effect.yml, run by CI).
@@ -413,6 +414,8 @@ def test_corrupted_backup_refused_before_the_live_database_is_touched(env):
 
 
 def test_ansible_killed_during_switch_then_rollback(env):
+    if env.revision() != env.shas["v2"]:  # on its own (or on an xdist worker of its own): a release to go back to
+        assert env.deploy("v2").ok
     before = env.write_row("before-kill-rollback")
     lock = kill_during_switch(env, "faults-v2b", "kill-rollback")
     run = env.rollback(deploy_break_lock=True)

@@ -18,7 +18,8 @@ def lookup(**options):
 def test_without_options_it_names_this_controller_and_run():
     run = lookup()
     assert run == {"controller": socket.gethostname(), "pid": os.getpid(), "running": True,
-                   "user": getpass.getuser()}
+                   "user": getpass.getuser(), "space": controller_run.process_space()}
+    assert run["space"].count("/") == 1 and run["space"].endswith("]")  # boot id / pid:[inode]
 
 
 def test_a_live_ansible_process_on_this_controller_is_running():
@@ -43,6 +44,13 @@ def test_a_pid_reused_by_another_program_counts_as_ended():
 
 def test_a_run_of_another_controller_is_unknown():
     assert lookup(controller="not-" + socket.gethostname(), pid=1)["running"] is None
+
+
+def test_a_pid_of_another_process_space_with_the_same_host_name_is_unknown():
+    # a container with this host name, or this machine before a reboot: its pid 1 is not ours to read
+    here = socket.gethostname()
+    assert lookup(controller=here, pid=1, space="another-boot/pid:[1]")["running"] is None
+    assert lookup(controller=here, pid=1, space=controller_run.process_space())["running"] is False
 
 
 @pytest.mark.parametrize("options", [{"controller": "bastion"}, {"pid": 12}, {"controller": "bastion", "pid": -3}])
