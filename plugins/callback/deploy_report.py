@@ -114,6 +114,8 @@ class CallbackModule(CallbackBase):
     def _note_lock(self, host, res, module_state):
         if module_state == "query":  # reports whoever holds the lock, maybe another run
             return
+        if "held_by" in res or res.get("msg"):  # an attempt that failed (failed_when: false): another run's lock
+            return
         holder = res.get("holder")
         if isinstance(holder, dict):
             self._state(host).update(lock=dict(path=str(res.get("path")), release_id=holder.get("release_id")),

@@ -14,10 +14,11 @@ version_added: "0.1.0"
 description:
   - The deploy lock records which run holds it, by the controller's host name and the process id of
     its C(ansible-playbook). Without options this lookup returns those of the current run.
-  - With O(controller) and O(pid) it tells whether that run is still going, as far as this
-    controller can know. When O(controller) is this machine, V(running) is V(true) while a
-    process with that pid runs ansible, V(false) otherwise (the run was killed, or its SSH
-    connection dropped and it ended). For another controller V(running) is V(null), unknown.
+  - With O(controller), O(pid) and O(space) it tells whether that run is still going, as far as
+    this controller can know. When the run was recorded on this machine, in this process space,
+    V(running) is V(true) while a process with that pid lives and runs ansible (or cannot be
+    inspected), V(false) otherwise (the run was killed, or its SSH connection dropped and it
+    ended). Anywhere else V(running) is V(null), unknown.
   - So a lock left by an ended run can be broken at once, and only when the operator asks for
     it (C(-e deploy_break_lock=true)), instead of waiting until it is stale.
 options:
@@ -112,20 +113,28 @@ def this_run():
 
 
 def pid_runs_ansible(pid):
-    """True while `pid` is an ansible process; a pid reused by another program counts as ended."""
+    """True while `pid` lives and, where its argv can be read, is an ansible process (a pid
+    reused by another program counts as ended). A process of another user that cannot be
+    signalled or read (hidepid) counts as running."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as fh:
-            return b"ansible" in fh.read()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (not Linux) or not readable: fall back to a signal 0 probe
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
+            argv = fh.read()
+    except OSError:
         return True
+    return b"ansible" in argv or not argv  # an empty argv: a process still starting or a zombie
+
+
+def controller_user():
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # a uid without a passwd entry and no LOGNAME/USER
+        return "uid %d" % os.getuid()
 
 
 def run_state(controller=None, pid=None, space=None):
@@ -133,11 +142,12 @@ def run_state(controller=None, pid=None, space=None):
     here, own_pid = this_run()
     own_space = process_space()
     if not controller and not pid:
-        return dict(controller=here, pid=own_pid, space=own_space, running=True, user=getpass.getuser())
+        return dict(controller=here, pid=own_pid, space=own_space, running=True, user=controller_user())
     if not controller or not pid or pid < 1:
         raise AnsibleError("controller_run needs both controller and pid (a positive number), got controller=%r pid=%r"
                            % (controller, pid))
-    knowable = controller == here and (not space or space == own_space)
+    # only a pid of this very process space can be looked up here; without /proc nobody can tell
+    knowable = controller == here and bool(space) and space == own_space
     return dict(controller=controller, pid=pid, space=space, running=pid_runs_ansible(pid) if knowable else None)
 
 

@@ -14,6 +14,8 @@ __metaclass__ = type
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ansible_collections.maestro.deploy.plugins.module_utils.pg_connection import application_name
+
 SCHEMES = ("postgresql", "postgres")
 # Query parameters passed through to libpq as they are.
 LIBPQ_PARAMS = ("sslmode", "sslcert", "sslkey", "sslrootcert", "connect_timeout", "application_name",
@@ -59,7 +61,7 @@ def parse_database_url(url):
     if schema:
         kwargs["options"] = (kwargs.get("options", "") + " -c search_path=%s" % schema.replace(" ", "\\ ")).strip()
     kwargs.setdefault("connect_timeout", 10)
-    kwargs.setdefault("application_name", "maestro.deploy")
+    kwargs.setdefault("application_name", application_name())
     return kwargs, schema or "public"
 
 

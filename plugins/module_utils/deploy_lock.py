@@ -13,7 +13,9 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import contextlib
 import errno
+import fcntl
 import json
 import os
 import time
@@ -43,20 +45,39 @@ def describe_run(holder):
 
 
 def breakable(age_s, stale_after, holder_ended):
-    """A held lock may be broken (when asked) if it is stale or its run has ended."""
-    return age_s >= stale_after or bool(holder_ended)
+    """A held lock may be broken (when asked) if its run has ended, or, when nobody can tell
+    whether it still runs, once it is stale. A run known to be going is never broken."""
+    if holder_ended is None:
+        return age_s >= stale_after
+    return bool(holder_ended)
 
 
 def hint(age_s, stale_after, holder_ended):
     """What the operator can do about a lock held by another run."""
     if holder_ended:
         return "That run has ended: rerun with -e deploy_break_lock=true to break the lock."
+    if holder_ended is False:
+        return ("That run is still going: wait for it to finish (a lock whose run is going is not broken, "
+                "whatever its age).")
     if age_s >= stale_after:
         return "It is stale (older than %ss): rerun with -e deploy_break_lock=true to break it." % stale_after
-    if holder_ended is None:
-        return "Wait for that run to finish; a lock becomes breakable after %ss, or at once when its run has ended." % (
-            stale_after)
-    return "That run is still going: wait for it to finish."
+    return "Wait for that run to finish; a lock becomes breakable after %ss, or at once when its run has ended." % (
+        stale_after)
+
+
+@contextlib.contextmanager
+def guarded(path):
+    """Serialise taking, breaking and releasing the lock on this host (flock on a sidecar file),
+    so two runs breaking the same lock cannot both end up holding it."""
+    parent = os.path.dirname(path)
+    if parent and not os.path.isdir(parent):
+        os.makedirs(parent, 0o755)
+    fd = os.open(path + ".guard", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 def read(path):
@@ -78,45 +99,50 @@ def age_of(holder, now=None):
     return max(0.0, (now or time.time()) - float(holder.get("since_epoch", 0)))
 
 
-def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended=False):
+def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended=None, ended_token=None):
     """Take the lock. Returns (acquired, broken_holder). Raises LockHeld when it cannot.
 
     Re-acquiring a lock we already hold (same token) is a no-op, so a rerun is idempotent.
-    `holder_ended`: the caller found that the run holding the lock has ended, so with
-    `break_stale` it may be broken whatever its age.
+    `holder_ended`: what the caller found about the run holding the lock (True ended, False
+    going, None unknown); with `break_stale` an ended run's lock is broken whatever its age, a
+    going one's never. It is about the lock of `ended_token`: when the lock has changed hands
+    since the caller looked, nothing is known of the new holder.
     """
     now = now or time.time()
-    current = read(path)
-    if current is not None:
-        if current.get("token") and current.get("token") == holder.get("token"):
-            return False, None
-        age = age_of(current, now)
-        if not (break_stale and breakable(age, stale_after, holder_ended)):
-            raise LockHeld(current, age, age >= stale_after)
-        os.unlink(path)
-    record = dict(holder, since_epoch=now,
-                  since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
-    parent = os.path.dirname(path)
-    if parent and not os.path.isdir(parent):
-        os.makedirs(parent, 0o755)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as exc:
-        if exc.errno == errno.EEXIST:
-            other = read(path) or {}
-            raise LockHeld(other, age_of(other, now), False) from None
-        raise
-    with os.fdopen(fd, "w") as fh:
-        json.dump(record, fh, indent=2, sort_keys=True)
+    with guarded(path):
+        current = read(path)
+        if current is not None:
+            if current.get("token") and current.get("token") == holder.get("token"):
+                return False, None
+            age = age_of(current, now)
+            if ended_token is not None and current.get("token") != ended_token:
+                holder_ended = None
+            if not (break_stale and breakable(age, stale_after, holder_ended)):
+                raise LockHeld(current, age, age >= stale_after)
+            os.unlink(path)
+        record = dict(holder, since_epoch=now,
+                      since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                other = read(path) or {}
+                raise LockHeld(other, age_of(other, now), False) from None
+            raise
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh, indent=2, sort_keys=True)
     return True, current
 
 
 def release(path, token=None, force=False):
     """Remove the lock when it is ours (same token) or when forced. Returns True if removed."""
-    current = read(path)
-    if current is None:
+    if read(path) is None:
         return False
-    if not force and token and current.get("token") not in (None, token):
-        raise LockHeld(current, age_of(current), False)
-    os.unlink(path)
+    with guarded(path):
+        current = read(path)
+        if current is None:
+            return False
+        if not force and token and current.get("token") not in (None, token):
+            raise LockHeld(current, age_of(current), False)
+        os.unlink(path)
     return True

@@ -11,6 +11,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import re
 
 # The options every PostgreSQL module accepts (documented in doc_fragments/postgres.py).
@@ -47,6 +48,15 @@ def check_db_name(module, name, option="db"):
     return name
 
 
+def application_name():
+    """How our sessions show in pg_stat_activity: `maestro.deploy`, or the name of the run that
+    the deploy and rollback playbooks pass down in the task environment (PGAPPNAME
+    `maestro.deploy:<release id>`), so that a later run can tell whether a lost run's database
+    work still goes on before it breaks that run's lock."""
+    name = os.environ.get("PGAPPNAME", "")
+    return name[:63] if name.startswith("maestro.deploy") else "maestro.deploy"
+
+
 def libpq_env(params, dbname=None):
     """Environment for libpq tools (pg_dump, pg_restore, psql): PG* variables, no argv secrets."""
     env = {}
@@ -58,12 +68,12 @@ def libpq_env(params, dbname=None):
             env[var] = str(value)
     if dbname:
         env["PGDATABASE"] = dbname
-    env.setdefault("PGAPPNAME", "maestro.deploy")
+    env["PGAPPNAME"] = application_name()
     return env
 
 
 def psycopg_kwargs(params, dbname):
-    kwargs = dict(dbname=dbname, application_name="maestro.deploy")
+    kwargs = dict(dbname=dbname, application_name=application_name())
     for key in ("host", "port", "user", "password", "sslmode", "connect_timeout"):
         if params.get(key) not in (None, ""):
             kwargs[key] = params[key]

@@ -17,10 +17,13 @@ description:
     at once on the same host. A second run fails at once, naming who holds the lock, since
     when and for which version.
   - A lock left by a run that was killed, or whose SSH connection dropped, can be broken with
-    O(break_stale=true) when it is older than O(stale_after) seconds, or at any age when the
-    caller found that the run holding it has ended (O(holder_ended=true); the preflight role asks
-    the controller with the P(maestro.deploy.controller_run#lookup) lookup). A lock whose run may
-    still be going is never broken before O(stale_after).
+    O(break_stale=true) at any age when the caller found that the run holding it has ended
+    (O(holder_ended=true); the preflight role asks the controller with the
+    P(maestro.deploy.controller_run#lookup) lookup), or, when nobody can tell, once it is older
+    than O(stale_after) seconds. A lock whose run is known to be going (O(holder_ended=false)) is
+    never broken.
+  - Taking, breaking and releasing are serialised on the host (an flock on C(<path>.guard)), so
+    two runs breaking the same lock cannot both end up holding it.
 options:
   path:
     description: Lock file path, usually C(<app_root>/.deploy.lock).
@@ -53,8 +56,14 @@ options:
       - What the caller knows of the run that holds the lock. V(true) it has ended (its
         ansible-playbook process is gone from the controller that recorded it), so with
         O(break_stale=true) the lock may be broken whatever its age; V(false) it is still
-        going. Unset when unknown. Also chooses the hint in the failure message.
+        going, so its lock is not broken whatever its age. Unset when unknown. Also chooses the
+        hint in the failure message.
     type: bool
+  ended_token:
+    description:
+      - The token of the lock that O(holder_ended) was found about. When the lock holds another
+        token by the time this task runs (it changed hands), O(holder_ended) does not apply.
+    type: str
   force:
     description: With O(state=absent), remove the lock whoever holds it.
     type: bool
@@ -89,7 +98,8 @@ EXAMPLES = r"""
     path: /var/www/manumaestro/.deploy.lock
     token: "{{ release_id }}"
     break_stale: true
-    holder_ended: "{{ held_run.running is false }}"
+    holder_ended: "{{ omit if held_run.running is none else not held_run.running }}"
+    ended_token: "{{ held.token }}"
   vars:
     held: "{{ lock_attempt.holder }}"
     held_run: "{{ lookup('maestro.deploy.controller_run', controller=held.controller, pid=held.controller_pid) }}"
@@ -129,11 +139,11 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock  # noqa: E402
 
 
-def fail_held(module, result, holder, age_s):
+def fail_held(module, result, holder, age_s, ended):
     p = module.params
     held_by = lock.describe(holder, age_s)
     module.fail_json(msg="deploy lock at %s is %s. %s" % (
-        p["path"], held_by, lock.hint(age_s, p["stale_after"], p["holder_ended"])), held_by=held_by, **result)
+        p["path"], held_by, lock.hint(age_s, p["stale_after"], ended)), held_by=held_by, **result)
 
 
 def main():
@@ -146,6 +156,7 @@ def main():
             stale_after=dict(type="int", default=3600),
             break_stale=dict(type="bool", default=False),
             holder_ended=dict(type="bool"),
+            ended_token=dict(type="str", no_log=False),
             force=dict(type="bool", default=False),
         ),
         supports_check_mode=True,
@@ -173,18 +184,22 @@ def main():
         module.exit_json(**result)
 
     holder = dict(p["holder"], token=p["token"], pid=os.getpid())
+    ended = p["holder_ended"]
+    if current is not None and p["ended_token"] is not None and current.get("token") != p["ended_token"]:
+        ended = None  # the lock changed hands since the caller looked
     if module.check_mode:
         if current is not None and current.get("token") != p["token"]:
             age = lock.age_of(current)
-            if not (p["break_stale"] and lock.breakable(age, p["stale_after"], p["holder_ended"])):
-                fail_held(module, result, current, age)
+            if not (p["break_stale"] and lock.breakable(age, p["stale_after"], ended)):
+                fail_held(module, result, current, age, ended)
         result["changed"] = current is None or current.get("token") != p["token"]
         module.exit_json(**result)
     try:
         acquired, broken = lock.acquire(path, holder, p["stale_after"], p["break_stale"],
-                                        holder_ended=p["holder_ended"])
+                                        holder_ended=p["holder_ended"], ended_token=p["ended_token"])
     except lock.LockHeld as held:
-        fail_held(module, result, held.holder, held.age_s)
+        same = p["ended_token"] is None or held.holder.get("token") == p["ended_token"]
+        fail_held(module, result, held.holder, held.age_s, p["holder_ended"] if same else None)
     result.update(changed=acquired, holder=lock.read(path))
     if broken:
         result["broken"] = broken

@@ -16,6 +16,9 @@ description:
   - Connects to a database and returns its server version, size, schema version (the
     Alembic revision or the latest applied Prisma migration) and, when asked, the free space
     of a directory, so a preflight can check that a backup fits before taking it.
+  - When asked, also the sessions of one application name, so a run can tell whether a lost
+    run's database work (a migration, a dump or a restore) still goes on before it breaks that
+    run's deploy lock.
   - Reads only; never changes anything.
 extends_documentation_fragment:
   - maestro.deploy.postgres
@@ -27,6 +30,12 @@ options:
   space_dir:
     description: A directory whose free space is reported (for example the backup directory).
     type: path
+  sessions_named:
+    description:
+      - Report the server's sessions whose C(application_name) is exactly this (the deploy and
+        rollback playbooks name theirs C(maestro.deploy:<release id>)), other than this one.
+      - Sessions of other roles show only to a superuser or a member of C(pg_read_all_stats).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -49,6 +58,15 @@ EXAMPLES = r"""
     password: "{{ db_password }}"
     space_dir: /var/backups/manumaestro
   register: db_info
+
+- name: Look for database sessions of a lost run
+  maestro.deploy.pg_info:
+    db: manumaestro_db
+    host: 127.0.0.1
+    user: manumaestro
+    password: "{{ db_password }}"
+    sessions_named: maestro.deploy:20261125T234300Z-v2
+  register: lost_run_db
 """
 
 RETURN = r"""
@@ -72,6 +90,19 @@ space_free_bytes:
   description: Free bytes in O(space_dir) (its nearest existing parent).
   returned: when space_dir is set
   type: int
+sessions:
+  description: The sessions named O(sessions_named) (no query text).
+  returned: when sessions_named is set
+  type: list
+  elements: dict
+  sample:
+    - pid: 4242
+      datname: manumaestro_db
+      application_name: maestro.deploy:20261125T234300Z-v2
+      state: active
+      backend_start: "2026-11-25T23:43:09+00:00"
+      state_change: "2026-11-25T23:43:09+00:00"
+      wait_event_type: Lock
 """
 
 import os  # noqa: E402
@@ -88,11 +119,27 @@ def free_space(path):
     return st.f_bavail * st.f_frsize
 
 
+SESSIONS = """
+SELECT pid, datname, application_name, state, backend_start, state_change, wait_event_type
+FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid() ORDER BY backend_start
+"""
+
+
+def sessions_named(conn, name):
+    def when(value):
+        return value.isoformat() if value is not None else None
+
+    return [dict(pid=pid, datname=datname, application_name=app, state=state, backend_start=when(started),
+                 state_change=when(changed), wait_event_type=waiting)
+            for pid, datname, app, state, started, changed, waiting in conn.execute(SESSIONS, (name,)).fetchall()]
+
+
 def main():
     module = AnsibleModule(
         argument_spec=pg_connection.connection_argument_spec(
             db=dict(type="str", required=True),
             space_dir=dict(type="path"),
+            sessions_named=dict(type="str"),
         ),
         supports_check_mode=True,
     )
@@ -103,8 +150,12 @@ def main():
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         version, source = schema_version(conn)
+        # the server keeps the first 63 bytes of an application_name (NAMEDATALEN - 1)
+        sessions = sessions_named(conn, p["sessions_named"][:63]) if p["sessions_named"] else None
     result = dict(changed=False, db=p["db"], server_version=server_version, size_bytes=size,
                   schema_version=version, schema_source=source)
+    if sessions is not None:
+        result["sessions"] = sessions
     if p["space_dir"]:
         result["space_free_bytes"] = free_space(p["space_dir"])
     module.exit_json(**result)

@@ -15,6 +15,7 @@ is the side effect of the Molecule SSH scenario (molecule/ssh/side_effect.yml, r
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +35,7 @@ from tests.support.faults import (
     backup_files,
     find_processes,
     flip_byte,
+    lock_path,
     read_lock,
     start_playbook,
     table_snapshot,
@@ -435,3 +437,37 @@ def test_ansible_killed_during_switch_then_rollback(env):
     assert_backups_whole(env.backup_dir)
     assert get_json(env.items_url)[0] == 200
 
+
+
+def this_process_space():
+    """What the controller_run lookup records as a run's process space: boot id and pid namespace."""
+    with open("/proc/sys/kernel/random/boot_id") as fh:
+        return "%s/%s" % (fh.read().strip(), os.readlink("/proc/self/ns/pid"))
+
+
+def test_lost_run_whose_database_work_goes_on_keeps_its_lock(env):
+    """A run that has ended (its ansible-playbook is gone) while a database session of it goes
+    on, as a module does when its connection drops: its lock is not broken, even when asked,
+    until that session ends; then it is, at once."""
+    serving = "v1" if env.revision() == env.shas["v1"] else "v2"
+    before = env.write_row("before-lingering-session")
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    token = "lost-run-with-a-session"
+    with open(lock_path(env.app_root), "w") as fh:
+        json.dump({"who": "ops", "action": "deploy", "version": "v2", "release_id": token, "token": token,
+                   "controller": socket.gethostname(), "controller_pid": ended.pid,
+                   "controller_space": this_process_space(), "since_epoch": time.time()}, fh)
+    with psycopg.connect(**env.conninfo(), application_name="maestro.deploy:" + token) as lingering:
+        lingering.execute("SELECT 1")
+        refused = env.deploy(serving, deploy_break_lock=True)
+        assert not refused.ok and "DEPLOY FAILED in stage preflight" in refused.stdout
+        assert "That run has ended, but its database work goes on" in refused.stdout, failure_text(refused)
+        assert "named maestro.deploy:%s" % token in refused.stdout
+        assert read_lock(env.app_root)["token"] == token
+    run = env.deploy(serving, deploy_break_lock=True)  # the session has ended: broken at once
+    assert run.ok, run.stdout[-4000:]
+    assert "broke the ended run's deploy lock" in run.stdout
+    assert env.revision() == env.shas[serving]
+    assert_rows_kept(env.conninfo(), before)
+    assert_lock_free(env.app_root)

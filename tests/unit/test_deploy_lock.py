@@ -65,10 +65,12 @@ def test_lock_of_an_ended_run_is_broken_at_any_age_but_only_when_asked(tmp_path)
 
 @pytest.mark.parametrize("age, ended, expected", [
     (10, None, "Wait for that run to finish; a lock becomes breakable after 3600s, or at once when its run has ended."),
-    (10, False, "That run is still going: wait for it to finish."),
+    (10, False, "That run is still going: wait for it to finish (a lock whose run is going is not broken, "
+                "whatever its age)."),
     (10, True, "That run has ended: rerun with -e deploy_break_lock=true to break the lock."),
     (4000, None, "It is stale (older than 3600s): rerun with -e deploy_break_lock=true to break it."),
-    (4000, False, "It is stale (older than 3600s): rerun with -e deploy_break_lock=true to break it."),
+    (4000, False, "That run is still going: wait for it to finish (a lock whose run is going is not broken, "
+                  "whatever its age)."),
 ])
 def test_hint_says_what_the_operator_can_do(age, ended, expected):
     assert lock.hint(age, 3600, ended) == expected
@@ -80,3 +82,37 @@ def test_holder_names_the_run_by_its_controller_when_recorded():
     assert lock.describe(with_controller, 12.7) == (
         "held by ops since T (12s ago) for deploy v2 (release r1, ansible-playbook pid 4242 on bastion)")
     assert lock.describe({"who": "ops", "pid": 77}, 1).endswith("(release ?, pid 77)")
+
+
+def test_a_stale_lock_whose_run_is_known_to_be_going_is_never_broken(tmp_path):
+    path = str(tmp_path / ".deploy.lock")
+    lock.acquire(path, {"who": "long-migration", "token": "r1"}, 3600, now=1000.0)
+    with pytest.raises(lock.LockHeld):
+        lock.acquire(path, {"who": "ops", "token": "r2"}, 3600, break_stale=True, holder_ended=False, now=9000.0)
+    assert lock.read(path)["token"] == "r1"
+
+
+def test_two_runs_breaking_the_same_lock_at_once_leave_one_holder(tmp_path):
+    """The guard serialises read, unlink and create: the second breaker finds the first's fresh lock."""
+    import threading
+    path = str(tmp_path / ".deploy.lock")
+    lock.acquire(path, {"who": "lost", "token": "r0"}, 3600, now=1000.0)
+    won, lost = [], []
+    start = threading.Barrier(8)
+
+    def breaker(i):
+        start.wait()
+        try:  # each found that r0's run has ended; by the time it acts, another may hold the lock
+            lock.acquire(path, {"who": "ops%d" % i, "token": "r%d" % (i + 1)}, 3600, break_stale=True,
+                         holder_ended=True, ended_token="r0")
+            won.append(i)
+        except lock.LockHeld:
+            lost.append(i)
+
+    threads = [threading.Thread(target=breaker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and len(lost) == 7
+    assert lock.read(path)["who"] == "ops%d" % won[0]

@@ -64,9 +64,9 @@ class Run:
     def facts(self, host, **facts):
         self.cb.v2_runner_on_ok(FakeResult(host, FakeTask("Set facts"), {"ansible_facts": facts, "changed": False}))
 
-    def lock(self, host, holder, state="present", failed=False):
-        res = {"path": LOCK, "holder": holder, "changed": False, "failed": failed,
-               "invocation": {"module_args": {"path": LOCK, "state": state, "token": "t"}}}
+    def lock(self, host, holder, state="present", failed=False, **extra):
+        res = dict({"path": LOCK, "holder": holder, "changed": False, "failed": failed,
+                    "invocation": {"module_args": {"path": LOCK, "state": state, "token": "t"}}}, **extra)
         self.cb.v2_runner_on_ok(FakeResult(host, FakeTask("Take the deploy lock", "maestro.deploy.deploy_lock"), res))
 
     def history(self, host, status):
@@ -189,6 +189,16 @@ def test_only_a_lock_this_run_took_counts(state, holder, failed):
     run = Run()
     run.facts("app1", deploy_stage="preflight")
     run.lock("app1", holder, state=state, failed=failed)
+    run.unreachable("app1", "Next task")
+    assert "- this run had not taken the deploy lock yet" in run.end("app1")[0]
+
+
+def test_a_refused_attempt_reported_as_ok_is_not_this_runs_lock():
+    """The preflight's first attempt runs with failed_when: false: ok, but holding another run's lock."""
+    run = Run()
+    run.facts("app1", deploy_stage="preflight")
+    run.lock("app1", {"release_id": "someone-else", "token": "other"}, held_by="held by ops ...",
+             msg="deploy lock at /x is held by ops ...")
     run.unreachable("app1", "Next task")
     assert "- this run had not taken the deploy lock yet" in run.end("app1")[0]
 

@@ -107,7 +107,8 @@ def test_alembic_runs_with_config_and_url_only_in_environment():
     ("postgres://app@localhost/shop", dict(host="localhost", user="app", dbname="shop"), "public"),
     ("postgresql:///shop?host=/var/run/postgresql", dict(host="/var/run/postgresql", dbname="shop"), "public"),
 ])
-def test_database_url_to_psycopg_kwargs(url, kwargs, schema):
+def test_database_url_to_psycopg_kwargs(monkeypatch, url, kwargs, schema):
+    monkeypatch.delenv("PGAPPNAME", raising=False)
     parsed, got_schema = parse_database_url(url)
     expected = dict(kwargs, connect_timeout=10, application_name="maestro.deploy")
     assert parsed == expected and got_schema == schema
