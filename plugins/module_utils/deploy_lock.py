@@ -65,6 +65,14 @@ def hint(age_s, stale_after, holder_ended):
         stale_after)
 
 
+def judged(holder_ended, ended_token, holder):
+    """What is known of `holder`'s run: `holder_ended` when it was found about this holder (its
+    token is `ended_token`, or no token was named); nothing (None) when the lock changed hands."""
+    if ended_token is not None and (holder or {}).get("token") != ended_token:
+        return None
+    return holder_ended
+
+
 @contextlib.contextmanager
 def guarded(path):
     """Serialise taking, breaking and releasing the lock on this host (flock on a sidecar file),
@@ -115,9 +123,7 @@ def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended
             if current.get("token") and current.get("token") == holder.get("token"):
                 return False, None
             age = age_of(current, now)
-            if ended_token is not None and current.get("token") != ended_token:
-                holder_ended = None
-            if not (break_stale and breakable(age, stale_after, holder_ended)):
+            if not (break_stale and breakable(age, stale_after, judged(holder_ended, ended_token, current))):
                 raise LockHeld(current, age, age >= stale_after)
             os.unlink(path)
         record = dict(holder, since_epoch=now,

@@ -139,11 +139,16 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock  # noqa: E402
 
 
-def fail_held(module, result, holder, age_s, ended):
+def judged(p, holder):
+    """What the caller found about this holder's run (nothing if the lock changed hands)."""
+    return lock.judged(p["holder_ended"], p["ended_token"], holder)
+
+
+def fail_held(module, result, holder, age_s):
     p = module.params
     held_by = lock.describe(holder, age_s)
     module.fail_json(msg="deploy lock at %s is %s. %s" % (
-        p["path"], held_by, lock.hint(age_s, p["stale_after"], ended)), held_by=held_by, **result)
+        p["path"], held_by, lock.hint(age_s, p["stale_after"], judged(p, holder))), held_by=held_by, **result)
 
 
 def main():
@@ -184,22 +189,18 @@ def main():
         module.exit_json(**result)
 
     holder = dict(p["holder"], token=p["token"], pid=os.getpid())
-    ended = p["holder_ended"]
-    if current is not None and p["ended_token"] is not None and current.get("token") != p["ended_token"]:
-        ended = None  # the lock changed hands since the caller looked
     if module.check_mode:
         if current is not None and current.get("token") != p["token"]:
             age = lock.age_of(current)
-            if not (p["break_stale"] and lock.breakable(age, p["stale_after"], ended)):
-                fail_held(module, result, current, age, ended)
+            if not (p["break_stale"] and lock.breakable(age, p["stale_after"], judged(p, current))):
+                fail_held(module, result, current, age)
         result["changed"] = current is None or current.get("token") != p["token"]
         module.exit_json(**result)
     try:
         acquired, broken = lock.acquire(path, holder, p["stale_after"], p["break_stale"],
                                         holder_ended=p["holder_ended"], ended_token=p["ended_token"])
     except lock.LockHeld as held:
-        same = p["ended_token"] is None or held.holder.get("token") == p["ended_token"]
-        fail_held(module, result, held.holder, held.age_s, p["holder_ended"] if same else None)
+        fail_held(module, result, held.holder, held.age_s)
     result.update(changed=acquired, holder=lock.read(path))
     if broken:
         result["broken"] = broken
