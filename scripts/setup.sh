@@ -64,4 +64,5 @@ for dir in . examples/app; do
   fi
 done
 (cd examples/app && npm run -s build >/dev/null)
-say "set-up done: $(.venv/bin/ansible --version | head -1), pm2 $(node_modules/.bin/pm2 --version 2>/dev/null | tail -1), $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
+# PM2's version from its package.json: `pm2 --version` would start a PM2 daemon in ~/.pm2.
+say "set-up done: $(.venv/bin/ansible --version | head -1), pm2 $(node -p "require('./node_modules/pm2/package.json').version"), $(ls -d /usr/lib/postgresql/*/bin | tail -1)"
