@@ -27,6 +27,15 @@ class Pm2OutputError(Exception):
     """`pm2 jlist` printed something that is not its JSON process list."""
 
 
+def forget_deploy_session_name(environ):
+    """The deploy names its own database sessions (PGAPPNAME `maestro.deploy:<release id>` in the
+    task environment). PM2 hands its caller's environment to the app, whose driver reads
+    PGAPPNAME: the app's sessions would then pass for the deploy's work, which keeps a lost
+    deploy's lock (roles/preflight/tasks/lock.yml). So that name goes before PM2 runs."""
+    if environ.get("PGAPPNAME", "").startswith("maestro.deploy"):
+        del environ["PGAPPNAME"]
+
+
 def parse_jlist(text):
     """The process list from `pm2 jlist` output; PM2 may print notices before the JSON array."""
     text = (text or "").strip()

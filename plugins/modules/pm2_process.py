@@ -289,6 +289,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     daemon_app_lines,
     decide,
     describe_instances,
+    forget_deploy_session_name,
     parse_jlist,
     pm2_argv,
     release_mismatches,
@@ -332,6 +333,7 @@ class Pm2App:
         self.p = module.params
         self.result = dict(changed=False, name=self.p["name"], state=self.p["state"], action="none",
                            reload_fell_back_to_restart=False, instances=[], commands=[])
+        forget_deploy_session_name(os.environ)
         base_env = {"PM2_HOME": self.p["pm2_home"]} if self.p["pm2_home"] else {}
         app_env = dict((k, to_native(v)) for k, v in self.p["env"].items())
         secrets = dict((k, to_native(v)) for k, v in self.p["secret_env"].items())

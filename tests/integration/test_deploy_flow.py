@@ -88,6 +88,11 @@ def test_v1_then_v2_keeps_data_and_records_history(deploy_env):
     body = env.health()
     assert body["revision"] == env.shas["v2"] and body["schema_version"] == "0002_add_item_notes"
     assert [i["name"] for i in get_json(env.items_url)[1]] == ["written-on-v1"]
+    # the deploy names its database sessions after its release; the app it started under PM2 must
+    # not inherit that name (its sessions would keep a lost deploy's lock)
+    app_sessions = env.sql("SELECT application_name FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert app_sessions and not [n for (n,) in app_sessions if n.startswith("maestro.deploy")], app_sessions
 
     history = env.history()
     v1, v2 = history["releases"]

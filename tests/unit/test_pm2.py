@@ -10,6 +10,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (
     app_processes,
     app_status,
     daemon_app_lines,
+    forget_deploy_session_name,
     decide,
     parse_jlist,
     pm2_argv,
@@ -183,3 +184,14 @@ def test_daemon_log_lines_of_one_app():
              "2026: PM2 error: app=app id=0 does not have a pid",
              "2026: PM2 log: App name:app id:1 disconnected"]
     assert daemon_app_lines(lines, "app") == [lines[0], lines[2], lines[3]]
+
+
+@pytest.mark.parametrize("before, after", [
+    ({"PGAPPNAME": "maestro.deploy:20261125T234300Z-v2", "PATH": "/bin"}, {"PATH": "/bin"}),
+    ({"PGAPPNAME": "reporting", "PATH": "/bin"}, {"PGAPPNAME": "reporting", "PATH": "/bin"}),  # not ours
+    ({"PATH": "/bin"}, {"PATH": "/bin"}),
+])
+def test_the_app_does_not_inherit_the_deploys_session_name(before, after):
+    environ = dict(before)
+    forget_deploy_session_name(environ)
+    assert environ == after
