@@ -53,7 +53,7 @@ def test_retention_options_are_checked():
     ]
 
 
-@pytest.mark.parametrize("value, expected", [("0600", 0o600), ("640", 0o640), (0o600, 0o600)])
+@pytest.mark.parametrize("value, expected", [("0600", 0o600), ("600", 0o600), ("0400", 0o400), ("0o600", 0o600)])
 def test_modes(value, expected):
     assert parse_mode(value) == expected
 
@@ -61,6 +61,20 @@ def test_modes(value, expected):
 def test_bad_mode_is_named():
     with pytest.raises(ValueError, match="mode='rw-------' is not an octal file mode"):
         parse_mode("rw-------")
+
+
+@pytest.mark.parametrize("value, why", [
+    (644, "mode=644 is a number"),  # YAML `mode: 644`: 0o1204 when taken as a mode
+    (384, "mode=384 is a number"),
+    ("0644", "mode='0644' lets group or others"),
+    ("640", "mode='640' lets group or others"),
+    ("1600", "mode='1600' has setuid, setgid or sticky bits"),
+    ("0200", "mode='0200' does not let the owner read"),
+])
+def test_modes_that_let_others_read_a_backup_are_refused(value, why):
+    with pytest.raises(ValueError) as err:
+        parse_mode(value)
+    assert why in str(err.value) and "0600" in str(err.value)
 
 
 def test_free_space_message_has_both_numbers():

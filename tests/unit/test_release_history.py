@@ -93,3 +93,54 @@ def test_rollback_skips_releases_with_the_live_code():
     for rid, sha in (("r1", "aaa"), ("r2", "bbb"), ("r3", "bbb")):
         rh.find(data, rid)["sha"] = sha
     assert rh.rollback_target(data, "r3")["id"] == "r1"
+
+
+# -- a malformed history gets a message naming the file (issue 14) -------------------------------
+def run_history_module(args, monkeypatch, capsys):
+    import json
+
+    from ansible.module_utils.testing import patch_module_args
+    from ansible_collections.maestro.deploy.plugins.modules import release_history
+
+    with patch_module_args(args), pytest.raises(SystemExit):
+        release_history.main()
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("text, why", [
+    ("{", "is not valid JSON"),
+    ("[]", "is not a JSON object"),
+    ('[{"id": "r1"}]', "is not a JSON object"),
+    ('{"releases": {"id": "r1"}}', "'releases' is not a list"),
+    ('{"releases": ["r1"]}', "release #1 is not an object"),
+    ('{"releases": [{"status": "success"}]}', "release #1 has no valid id"),
+    ('{"releases": [{"id": "../../etc", "status": "success"}]}', "release #1 has no valid id"),
+    ('{"releases": [], "events": {}}', "'events' is not a list"),
+    ('{"releases": [{"id": "r1", "backup_path": 7}]}', "release r1: backup_path is not a string"),
+])
+@pytest.mark.parametrize("state", ["query", "present"])
+def test_a_malformed_history_is_refused_naming_the_file(tmp_path, monkeypatch, capsys, text, why, state):
+    history_file = tmp_path / "history.json"
+    history_file.write_text(text)
+    args = {"app_root": str(tmp_path), "state": state}
+    if state == "present":
+        args["release"] = {"id": "r9", "status": "pending"}
+    result = run_history_module(args, monkeypatch, capsys)
+    assert result.get("failed") and str(history_file) in result["msg"] and why in result["msg"], result
+    assert "fix it or move it aside" in result["msg"]
+    assert history_file.read_text() == text  # nothing rewritten
+
+
+def test_a_symlinked_history_is_not_followed(tmp_path, monkeypatch, capsys):
+    elsewhere = tmp_path / "elsewhere.json"
+    elsewhere.write_text('{"releases": [], "events": []}')
+    (tmp_path / "history.json").symlink_to(elsewhere)
+    result = run_history_module({"app_root": str(tmp_path)}, monkeypatch, capsys)
+    assert result.get("failed") and "symbolic link" in result["msg"], result
+
+
+def test_an_unreadable_history_is_not_taken_for_an_empty_one(tmp_path):
+    (tmp_path / "history.json").mkdir()
+    with pytest.raises(rh.HistoryError, match="cannot read release history"):
+        rh.load(str(tmp_path / "history.json"))
+    assert rh.load(str(tmp_path / "missing.json")) == rh.empty()
