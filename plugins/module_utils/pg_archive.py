@@ -22,6 +22,11 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pg_pipeline import 
 
 FORMATS = ("custom", "directory", "plain")
 COMPRESSIONS = ("gzip", "zstd", "lz4", "none")
+# The only programs this collection runs for archives, by the name a manifest or an option may use.
+# A manifest names a compression; the program comes from here (found with get_bin_path), never from
+# the manifest's text.
+COMPRESSORS = ("gzip", "zstd", "lz4")
+CLIENT_TOOLS = ("pg_dump", "pg_restore", "psql")
 LEVELS = {"gzip": (1, 9), "zstd": (1, 19), "lz4": (1, 12)}
 PLAIN_TRAILER = b"-- PostgreSQL database dump complete"
 
@@ -134,8 +139,11 @@ class Tools:
         self._paths = {}
 
     def __getitem__(self, name):
+        if name not in CLIENT_TOOLS and name not in COMPRESSORS:
+            raise ValueError("%r is not a program this collection runs (only %s)"
+                             % (name, ", ".join(CLIENT_TOOLS + COMPRESSORS)))
         if name not in self._paths:
-            if name in ("pg_dump", "pg_restore", "psql") and self.bin_dir:
+            if name in CLIENT_TOOLS and self.bin_dir:
                 self._paths[name] = self.runner.bin(name, explicit=os.path.join(self.bin_dir, name))
             else:
                 found = self.runner.module.get_bin_path(name, required=False)

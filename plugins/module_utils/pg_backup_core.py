@@ -371,14 +371,29 @@ class BackupRun:
 
 
 def parse_mode(value):
-    """An octal mode as int from '0600', '600' or 384; anything else raises ValueError naming it."""
-    if isinstance(value, int):
-        mode = value
-    else:
-        try:
-            mode = int(str(value), 8)
-        except ValueError:
-            raise ValueError("mode=%r is not an octal file mode such as '0600'" % (value,)) from None
+    """The backup's mode as int, from an octal string such as '0600'; raises ValueError naming it.
+
+    Backups hold every row of the database, so by policy only their owner may read them: a mode with
+    group or other bits, or setuid/setgid/sticky bits, is refused. A number is refused too: YAML reads
+    `mode: 644` as the integer 644 (0o1204), never what was meant; the mode must be a quoted string.
+    """
+    policy = "backups are owner-only by policy: use '0600' (or '0400')"
+    if isinstance(value, bool) or not isinstance(value, str):
+        raise ValueError("mode=%r is a number, not an octal string: YAML reads an unquoted mode as a decimal "
+                         "integer (644 is 0o%o); quote it, mode: '0600' (%s)" % (value, value, policy)
+                         if isinstance(value, int) and not isinstance(value, bool) else
+                         "mode=%r is not an octal file mode such as '0600'" % (value,))
+    text = value.strip()
+    try:
+        mode = int(text[2:] if text.lower().startswith("0o") else text, 8)
+    except ValueError:
+        raise ValueError("mode=%r is not an octal file mode such as '0600'" % (value,)) from None
     if not 0 <= mode <= 0o7777:
         raise ValueError("mode=%r is not an octal file mode such as '0600'" % (value,))
+    if mode & 0o7000:
+        raise ValueError("mode=%r has setuid, setgid or sticky bits; %s" % (value, policy))
+    if mode & 0o077:
+        raise ValueError("mode=%r lets group or others at the backup; %s" % (value, policy))
+    if not mode & 0o400:
+        raise ValueError("mode=%r does not let the owner read the backup; %s" % (value, policy))
     return mode

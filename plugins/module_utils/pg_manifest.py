@@ -17,6 +17,8 @@ import hashlib
 import json
 import os
 import shutil
+import stat
+import tempfile
 
 TOOL = "maestro.deploy.pg_backup"
 MANIFEST_VERSION = 1
@@ -99,44 +101,103 @@ def size_of(path):
 
 
 def write_manifest(path, data, mode=0o600):
-    """Write JSON to `<path>.partial` (0600), fsync, then rename: a manifest is complete or absent."""
-    tmp = path + PARTIAL_SUFFIX
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    """Write JSON to a new temporary file beside `path`, fsync, then rename: complete or absent.
+
+    The temporary file is created by mkstemp (O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600, a random name),
+    so nothing planted in the directory under a predictable name is followed or overwritten.
+    """
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), suffix=PARTIAL_SUFFIX, dir=directory)
     try:
         with os.fdopen(fd, "w") as fh:
+            if mode != 0o600:
+                os.fchmod(fh.fileno(), mode)
             json.dump(data, fh, indent=2, sort_keys=True)
             fh.write("\n")
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
         os.rename(tmp, path)
     except Exception:
-        if os.path.exists(tmp):
+        if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
+
+
+def load_manifest(path):
+    """The manifest dict of the backup beside it; raises ValueError naming the file and what is wrong.
+
+    The file is untrusted input: it is read without following a symbolic link, must be a JSON
+    object written by pg_backup and must describe the file it sits beside, by a bare name.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        if os.path.islink(path):
+            raise ValueError("manifest %s is a symbolic link: refusing to follow it" % path) from None
+        raise ValueError("cannot read manifest %s: %s" % (path, exc.strerror or exc)) from None
+    try:
+        with os.fdopen(fd) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise ValueError("manifest %s is not a regular file" % path)
+            data = json.load(fh)
+    except ValueError as exc:
+        if str(exc).startswith("manifest "):
+            raise
+        raise ValueError("manifest %s is not valid JSON (%s)" % (path, exc)) from None
+    if not isinstance(data, dict):
+        raise ValueError("manifest %s is not a JSON object (found %s)" % (path, type(data).__name__))
+    if data.get("tool") != TOOL:
+        raise ValueError("manifest %s was not written by pg_backup (tool=%r, expected %r)"
+                         % (path, data.get("tool"), TOOL))
+    name = data.get("file")
+    # The manifest must describe the file it sits beside, by a bare name (no path tricks).
+    if not isinstance(name, str) or "/" in name or name in ("", ".", "..") \
+            or os.path.basename(path) != name + ".json":
+        raise ValueError("manifest %s describes file=%r, not the file beside it" % (path, name))
+    try:
+        data["_created"] = parse_iso(data["created_at"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("manifest %s has no valid created_at (%r)" % (path, data.get("created_at"))) from None
+    data["_manifest_path"] = path
+    data["_path"] = os.path.join(os.path.dirname(path), name)
+    return data
 
 
 def read_manifest(path):
     """The manifest dict, or None when the file is not a readable manifest of ours."""
     try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
+        return load_manifest(path)
+    except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("tool") != TOOL:
-        return None
-    name = data.get("file")
-    # The manifest must describe the file it sits beside, by a bare name (no path tricks).
-    if not isinstance(name, str) or "/" in name or name in ("", ".", "..") \
-            or os.path.basename(path) != name + ".json":
-        return None
+
+
+def trust_problem(path, owners, what="backup"):
+    """Why `path` (not followed if a link) is not to be trusted, or None.
+
+    Trusted: a regular file or directory, not a symbolic link, owned by one of the uids in
+    `owners` and not writable by group or others (so nobody else can change it between the
+    checks and its use). A directory is checked with everything in it.
+    """
     try:
-        data["_created"] = parse_iso(data["created_at"])
-    except (KeyError, TypeError, ValueError):
-        return None
-    data["_manifest_path"] = path
-    data["_path"] = os.path.join(os.path.dirname(path), name)
-    return data
+        st = os.lstat(path)
+    except OSError as exc:
+        return "%s %s cannot be examined: %s" % (what, path, exc.strerror or exc)
+    if stat.S_ISLNK(st.st_mode):
+        return "%s %s is a symbolic link: only files pg_backup wrote are restored" % (what, path)
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        return "%s %s is not a regular file or directory" % (what, path)
+    if st.st_uid not in owners:
+        return "%s %s is owned by uid %d, not by %s" % (
+            what, path, st.st_uid, " or ".join("uid %d" % uid for uid in sorted(owners)))
+    if st.st_mode & 0o022:
+        return "%s %s is writable by group or others (mode %04o): anyone in them could change it" % (
+            what, path, stat.S_IMODE(st.st_mode))
+    if stat.S_ISDIR(st.st_mode) and what != "backup directory":
+        for entry in sorted(os.listdir(path)):
+            problem = trust_problem(os.path.join(path, entry), owners, what)
+            if problem:
+                return problem
+    return None
 
 
 def find_backups(directory, db):
@@ -160,9 +221,10 @@ def is_verified(data):
     return bool(data.get("verify")) and data.get("verify") != UNVERIFIED
 
 
-def latest_verified(directory, db):
+def latest_verified(directory, db, label=None):
+    """The newest verified backup of db (with that label, when given), or None."""
     for data in find_backups(directory, db):
-        if is_verified(data):
+        if is_verified(data) and (label is None or data.get("label") == label):
             return data
     return None
 

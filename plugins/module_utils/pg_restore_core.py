@@ -41,7 +41,9 @@ def argument_spec():
     return connection_argument_spec(
         db=dict(type="str", required=True),
         src=dict(type="str", required=True),
-        src_dir=dict(type="path"),
+        src_dir=dict(type="path", required=True),
+        label=dict(type="str"),
+        backup_owner=dict(type="str"),
         mode=dict(type="str", default="swap", choices=["swap", "replace"]),
         jobs=dict(type="int", default=1),
         keep_previous=dict(type="bool", default=True),
@@ -55,34 +57,98 @@ def stamp(moment):
     return moment.strftime(pg_manifest.TIMESTAMP_FORMAT)
 
 
-def resolve_source(src, src_dir, db):
-    """(path, manifest) of the backup to restore, or raise ValueError saying why there is none."""
+def default_owners(backup_owner=None):
+    """uids whose backups are trusted: whoever runs the restore, root, and pg_backup's `owner`."""
+    owners = {0, os.geteuid()}
+    if backup_owner not in (None, ""):
+        import pwd
+
+        try:
+            owners.add(int(backup_owner) if str(backup_owner).isdigit() else pwd.getpwnam(backup_owner).pw_uid)
+        except KeyError:
+            raise ValueError("backup_owner=%r is not a user on this host" % (backup_owner,)) from None
+    return owners
+
+
+def resolve_source(src, src_dir, db, owners=None, label=None):
+    """(path, manifest) of the backup to restore, or raise ValueError saying why there is none.
+
+    Backups and manifests are untrusted input (a history file names them, and whoever can write
+    there chooses): only a backup directly inside src_dir (by real path, no symbolic links, no
+    '..'), owned by one of `owners` and not writable by group or others, with a manifest of ours
+    for the same database (and label, when given), is ever read.
+    """
+    owners = default_owners() if owners is None else set(owners)
+    if not src_dir:
+        raise ValueError("src_dir is required: the directory holding the backups of %s (only backups in it "
+                         "are restored)" % db)
+    if not os.path.isdir(src_dir):
+        raise ValueError("src_dir %s does not exist or is not a directory" % src_dir)
+    real_dir = os.path.realpath(src_dir)
+    problem = pg_manifest.trust_problem(real_dir, owners, "backup directory")
+    if problem:
+        raise ValueError(problem + "; refusing to restore from it")
     if src == "latest":
-        if not src_dir:
-            raise ValueError("src=latest needs src_dir (the directory holding the backups of %s)" % db)
-        if not os.path.isdir(src_dir):
-            raise ValueError("src_dir %s does not exist or is not a directory" % src_dir)
-        data = pg_manifest.latest_verified(src_dir, db)
+        data = pg_manifest.latest_verified(real_dir, db, label)
         if not data:
-            raise ValueError("no verified backup of %s made by pg_backup in %s" % (db, src_dir))
-        return data["_path"], data
-    path = os.path.abspath(src)
-    if not os.path.exists(path):
-        raise ValueError("src %s does not exist" % src)
-    data = pg_manifest.read_manifest(pg_manifest.manifest_path(path))
-    if not data:
+            raise ValueError("no verified backup of %s%s made by pg_backup in %s"
+                             % (db, "" if label is None else " labelled %r" % label, src_dir))
+        path = data["_path"]
+    else:
+        if ".." in src.split(os.sep):
+            raise ValueError("src %s contains '..': name a backup inside %s" % (src, src_dir))
+        path = src if os.path.isabs(src) else os.path.join(src_dir, src)
+        parent = os.path.realpath(os.path.dirname(path))
+        if parent != real_dir:
+            raise ValueError("src %s is not in the backup directory %s (only backups pg_backup wrote there are "
+                             "restored); nothing was touched" % (src, src_dir))
+        path = os.path.join(real_dir, os.path.basename(path))
+        if not os.path.lexists(path):
+            raise ValueError("src %s does not exist" % src)
+    problem = pg_manifest.trust_problem(path, owners)
+    if problem:
+        raise ValueError(problem + "; refusing to restore it, nothing was touched")
+    manifest = pg_manifest.manifest_path(path)
+    if not os.path.lexists(manifest):
         raise ValueError("src %s has no manifest %s written by pg_backup: refusing an unverified backup"
-                         % (src, pg_manifest.manifest_path(path)))
+                         % (src, manifest))
+    problem = pg_manifest.trust_problem(manifest, owners, "manifest")
+    if problem:
+        raise ValueError(problem + "; refusing to restore %s, nothing was touched" % path)
+    data = pg_manifest.load_manifest(manifest)
+    if data.get("db") != db:
+        raise ValueError("%s is a backup of %s, not of %s: refusing to restore it into %s"
+                         % (path, data.get("db"), db, db))
+    if label is not None and data.get("label") != label:
+        raise ValueError("%s has label %r, not %r (the backup taken for that release): refusing to restore it"
+                         % (path, data.get("label"), label))
     return path, data
 
 
 def check_manifest(path, data):
-    """Refuse unverified backups and those whose checksum does not match (naming both sums)."""
+    """Refuse what cannot be restored safely, unverified backups and those whose checksum does not match."""
     if not pg_manifest.is_verified(data):
         raise ValueError("backup %s is unverified (made with verify=%s): refusing to restore it"
                          % (path, data.get("verify")))
-    if data.get("format") not in pg_archive.FORMATS:
-        raise ValueError("backup %s has an unknown format %r in its manifest" % (path, data.get("format")))
+    fmt = data.get("format")
+    if fmt not in pg_archive.FORMATS:
+        raise ValueError("backup %s has an unknown format %r in its manifest" % (path, fmt))
+    compression, external = data.get("compression"), data.get("external_compressor")
+    if external is not None:
+        if external not in pg_archive.COMPRESSORS:
+            raise ValueError("backup %s: its manifest names external_compressor=%r, which is not one of %s; "
+                             "refusing to restore it (the program that reads a backup is chosen by the "
+                             "collection, never by a manifest), nothing was touched"
+                             % (path, external, ", ".join(pg_archive.COMPRESSORS)))
+        if external != compression:
+            raise ValueError("backup %s: its manifest's external_compressor=%r does not match compression=%r; "
+                             "refusing to restore it, nothing was touched" % (path, external, compression))
+    if fmt == "plain":
+        raise ValueError("backup %s is a plain SQL dump: pg_restore does not run plain dumps, because psql "
+                         "executes any meta-command in the file (\\! runs a shell command). Nothing was "
+                         "touched. Read the dump, restore it by hand with psql into a scratch database, and "
+                         "take a pg_backup of that with format=custom (the default) to restore from; make "
+                         "the backups meant for restores with format=custom or directory." % path)
     actual = pg_manifest.sha256_of(path)
     if actual != data.get("sha256"):
         raise ValueError("backup %s is damaged: its sha256 is %s but the manifest records %s; refusing to restore"
@@ -129,14 +195,15 @@ class RestoreRun:
             self.fail("db=%s is the maintenance_db; restore into another database" % db)
         started = time.time()
         try:
-            path, data = resolve_source(p["src"], p.get("src_dir"), db)
+            owners = default_owners(p.get("backup_owner"))
+            path, data = resolve_source(p["src"], p["src_dir"], db, owners, p.get("label"))
             sha = check_manifest(path, data)
+            fmt, external = data["format"], data.get("external_compressor")
+            if external:
+                self.tools[external]  # noqa: B018 - fail before touching anything when the compressor is missing
+            self.tools["pg_restore"]  # noqa: B018
         except ValueError as exc:
             self.fail(str(exc))
-        fmt, external = data["format"], data.get("external_compressor")
-        if external:
-            self.tools[external]  # noqa: B018 - fail before touching anything when the compressor is missing
-        self.tools["psql" if fmt == "plain" else "pg_restore"]  # noqa: B018
 
         moment = pg_manifest.utcnow()
         restore_db = pg_dbstate.derived_db_name(db, "__restore_%s" % stamp(moment))

@@ -16,6 +16,7 @@ __metaclass__ = type
 import json
 import os
 import re
+import stat
 import tempfile
 
 RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -38,16 +39,58 @@ def empty(app=None):
 
 
 def load(path):
+    """The history in `path` (empty when there is none); raises HistoryError naming the file and the fault.
+
+    The file is untrusted input (the app user may be able to write it): it is read without
+    following a symbolic link and its shape is checked before anything uses it.
+    """
+    advice = ": fix it or move it aside (the deploy then starts a new history)"
     try:
-        with open(path) as fh:
-            data = json.load(fh)
-    except IOError:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
         return empty()
+    except OSError as exc:
+        if os.path.islink(path):
+            raise HistoryError("release history %s is a symbolic link: refusing to follow it%s"
+                               % (path, advice)) from None
+        raise HistoryError("cannot read release history %s: %s%s" % (path, exc.strerror or exc, advice)) from None
+    try:
+        with os.fdopen(fd) as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise HistoryError("cannot read release history %s: not a regular file%s" % (path, advice))
+            data = json.load(fh)
     except ValueError as exc:
-        raise HistoryError("release history %s is not valid JSON (%s): fix or move it aside" % (path, exc)) from exc
+        raise HistoryError("release history %s is not valid JSON (%s)%s" % (path, exc, advice)) from None
+    except OSError as exc:
+        raise HistoryError("cannot read release history %s: %s%s" % (path, exc.strerror or exc, advice)) from None
+    problem = shape_problem(data)
+    if problem:
+        raise HistoryError("release history %s %s%s" % (path, problem, advice))
     data.setdefault("releases", [])
     data.setdefault("events", [])
     return data
+
+
+def shape_problem(data):
+    """What is wrong with a parsed history (as 'is ...' / 'has ...' words), or None."""
+    if not isinstance(data, dict):
+        return "is not a JSON object (found a %s)" % type(data).__name__
+    releases = data.get("releases", [])
+    if not isinstance(releases, list):
+        return "is malformed: 'releases' is not a list"
+    if not isinstance(data.get("events", []), list):
+        return "is malformed: 'events' is not a list"
+    for number, entry in enumerate(releases, 1):
+        if not isinstance(entry, dict):
+            return "is malformed: release #%d is not an object" % number
+        try:
+            check_release_id(entry.get("id"))
+        except HistoryError:
+            return "is malformed: release #%d has no valid id (%r)" % (number, entry.get("id"))
+        for key in ("status", "backup_path"):
+            if entry.get(key) is not None and not isinstance(entry[key], str):
+                return "is malformed: release %s: %s is not a string (%r)" % (entry["id"], key, entry[key])
+    return None
 
 
 def save(path, data):

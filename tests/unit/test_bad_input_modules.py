@@ -89,7 +89,7 @@ CONNECTION = dict(host="127.0.0.1", port=1, user="app", password="not-used")
     (pg_info, "db", {}),
     (pg_lost_rows, "db", {"previous_db": "kept_copy"}),
     (pg_lost_rows, "previous_db", {"db": "live"}),
-    (pg_restore, "db", {"src": "/nonexistent/backup.dump"}),
+    (pg_restore, "db", {"src": "/nonexistent/backup.dump", "src_dir": "/nonexistent"}),
     (pg_backup, "db", {"dest_dir": "/nonexistent-backups"}),
 ])
 @given(name=BAD_NAME)

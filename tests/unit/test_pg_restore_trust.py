@@ -64,7 +64,7 @@ def test_tools_resolve_only_names_from_the_table():
 # -- plain dumps ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("compression, external", [("none", None), ("zstd", "zstd")])
 def test_plain_backups_are_refused_saying_how_to_convert(bdir, compression, external):
-    path = backup(bdir, b"\\! touch /tmp/marker\n", fmt="plain", compression=compression, external=external)
+    path = backup(bdir, content=b"\\! touch /tmp/marker\n", fmt="plain", compression=compression, external=external)
     _, data = resolve_source(path, str(bdir), "app")
     with pytest.raises(ValueError) as err:
         check_manifest(path, data)

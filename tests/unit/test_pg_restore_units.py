@@ -44,7 +44,7 @@ def test_latest_takes_the_newest_verified_backup_of_that_db(tmp_path):
 
 
 def test_latest_needs_src_dir_and_a_backup(tmp_path):
-    with pytest.raises(ValueError, match="src=latest needs src_dir"):
+    with pytest.raises(ValueError, match="src_dir is required"):
         resolve_source("latest", None, "app")
     with pytest.raises(ValueError, match="no verified backup of app made by pg_backup in"):
         resolve_source("latest", str(tmp_path), "app")
@@ -53,15 +53,15 @@ def test_latest_needs_src_dir_and_a_backup(tmp_path):
 def test_a_backup_without_manifest_is_refused(tmp_path):
     (tmp_path / "app.sql").write_text("SELECT 1;")
     with pytest.raises(ValueError, match="has no manifest .* refusing an unverified backup"):
-        resolve_source(str(tmp_path / "app.sql"), None, "app")
+        resolve_source(str(tmp_path / "app.sql"), str(tmp_path), "app")
     with pytest.raises(ValueError, match="does not exist"):
-        resolve_source(str(tmp_path / "nope.dump"), None, "app")
+        resolve_source(str(tmp_path / "nope.dump"), str(tmp_path), "app")
 
 
 def test_checksum_mismatch_names_both_sums(tmp_path):
     recorded = hashlib.sha256(b"archive").hexdigest()
     path = backup(tmp_path, content=b"arch1ve", sha=recorded)
-    _, data = resolve_source(path, None, "app")
+    _, data = resolve_source(path, str(tmp_path), "app")
     actual = hashlib.sha256(b"arch1ve").hexdigest()
     with pytest.raises(ValueError) as err:
         check_manifest(path, data)
@@ -70,14 +70,14 @@ def test_checksum_mismatch_names_both_sums(tmp_path):
 
 def test_unverified_backup_is_refused(tmp_path):
     path = backup(tmp_path, verify="none")
-    _, data = resolve_source(path, None, "app")
+    _, data = resolve_source(path, str(tmp_path), "app")
     with pytest.raises(ValueError, match="is unverified .* refusing to restore it"):
         check_manifest(path, data)
 
 
 def test_good_backup_passes(tmp_path):
     path = backup(tmp_path)
-    _, data = resolve_source(path, None, "app")
+    _, data = resolve_source(path, str(tmp_path), "app")
     assert check_manifest(path, data) == hashlib.sha256(b"archive").hexdigest()
 
 
