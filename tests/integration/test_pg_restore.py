@@ -10,6 +10,11 @@ import pytest
 from tests.support.modrun import conn_args, run_module
 
 
+def from_backup(cluster, db, path, **extra):
+    """pg_restore's arguments for the backup at `path`, in the backup directory it was made in."""
+    return conn_args(cluster, db, src=path, src_dir=os.path.dirname(path), **extra)
+
+
 def fill(cluster, db, rows=1000):
     with psycopg.connect(**cluster.conninfo(db), autocommit=True) as conn:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text NOT NULL, notes text)")
@@ -73,7 +78,7 @@ def test_swap_restores_identical_content_and_keeps_the_previous_db(pg_cluster, p
     live_conn = psycopg.connect(**pg_cluster.conninfo(pg_db))  # an app still connected: it is terminated
     live_conn.execute("SELECT 1")
     try:
-        run = run_module("pg_restore", conn_args(pg_cluster, pg_db, src=backup["path"], src_dir=os.path.dirname(backup["path"])), tmp_path)
+        run = run_module("pg_restore", from_backup(pg_cluster, pg_db, backup["path"]), tmp_path)
     finally:
         live_conn.close()
     assert not run.failed, run.result
@@ -119,7 +124,7 @@ def test_corrupted_backup_is_refused_and_live_db_unchanged(pg_cluster, pg_db, tm
         byte = fh.read(1)
         fh.seek(-1, os.SEEK_CUR)
         fh.write(bytes([byte[0] ^ 0xFF]))
-    run = run_module("pg_restore", conn_args(pg_cluster, pg_db, src=backup["path"], src_dir=os.path.dirname(backup["path"]), mode=mode), tmp_path)
+    run = run_module("pg_restore", from_backup(pg_cluster, pg_db, backup["path"], mode=mode), tmp_path)
     assert run.failed
     assert "is damaged" in run["msg"] and backup["sha256"] in run["msg"] and "refusing to restore" in run["msg"]
     assert fingerprint(pg_cluster, pg_db) == live
@@ -132,7 +137,7 @@ def test_unverified_backup_is_refused(pg_cluster, pg_db, tmp_path):
     out.mkdir()
     made = run_module("pg_backup", conn_args(pg_cluster, pg_db, dest_dir=str(out), verify=False), tmp_path)
     for mode in ("swap", "replace"):
-        run = run_module("pg_restore", conn_args(pg_cluster, pg_db, src=made["path"], src_dir=str(out), mode=mode), tmp_path)
+        run = run_module("pg_restore", from_backup(pg_cluster, pg_db, made["path"], mode=mode), tmp_path)
         assert run.failed and "is unverified" in run["msg"]
     run = run_module("pg_restore", conn_args(pg_cluster, pg_db, src="latest", src_dir=str(out)), tmp_path)
     assert run.failed and "no verified backup of %s" % pg_db in run["msg"]
@@ -143,7 +148,7 @@ def test_check_mode_verifies_and_reports_renames_touching_nothing(pg_cluster, pg
     backup, _ = backed_up
     change_live(pg_cluster, pg_db)
     live = fingerprint(pg_cluster, pg_db)
-    run = run_module("pg_restore", conn_args(pg_cluster, pg_db, src=backup["path"], src_dir=os.path.dirname(backup["path"])), tmp_path, check=True)
+    run = run_module("pg_restore", from_backup(pg_cluster, pg_db, backup["path"]), tmp_path, check=True)
     assert not run.failed, run.result
     assert run["changed"] is True and run["sha256"] == backup["sha256"]
     assert [r["from"] for r in run["renames"]] == [pg_db, run["renames"][1]["from"]]
@@ -154,8 +159,7 @@ def test_check_mode_verifies_and_reports_renames_touching_nothing(pg_cluster, pg
 def test_replace_mode_restores_in_place(pg_cluster, pg_db, tmp_path, backed_up):
     backup, at_backup = backed_up
     change_live(pg_cluster, pg_db)
-    run = run_module("pg_restore", conn_args(pg_cluster, pg_db, src=backup["path"], src_dir=os.path.dirname(backup["path"]),
-                                                 mode="replace"), tmp_path)
+    run = run_module("pg_restore", from_backup(pg_cluster, pg_db, backup["path"], mode="replace"), tmp_path)
     assert not run.failed, run.result
     assert run["previous_db"] is None and fingerprint(pg_cluster, pg_db) == at_backup
     assert databases(pg_cluster, pg_db) == [pg_db]

@@ -2,7 +2,9 @@
 written since the deploy): downgrade for reversible Alembic revisions, restore (with the set
 aside rows counted) for destructive ones. The additive path is in test_deploy_flow."""
 
+import json
 import os
+import shutil
 
 import psycopg
 
@@ -71,7 +73,7 @@ def test_reversible_alembic_release_is_downgraded_not_restored(deploy_env):  # n
 
 def test_destructive_release_is_restored_and_set_aside_rows_counted(deploy_env, pg_cluster):  # noqa: F811
     env = deploy_env
-    make_variant(env.repo, "v6-drop", files={"alembic/versions/0003_drop_notes.py": DROP})
+    v6_sha = make_variant(env.repo, "v6-drop", files={"alembic/versions/0003_drop_notes.py": DROP})
     assert_ok(env.deploy("v2"))
     post_json(env.items_url, {"name": "before-v6", "notes": "kept by the backup"})
     assert_ok(env.deploy("v6-drop"))
@@ -82,6 +84,28 @@ def test_destructive_release_is_restored_and_set_aside_rows_counted(deploy_env, 
     plan = env.rollback(check=True)
     assert_ok(plan)
     assert "database: RESTORE" in plan.stdout and env.history()["releases"][-1]["backup_path"] in plan.stdout
+
+    # history.json is writable by the app user: a backup path in it pointing outside the backup
+    # directory (here a genuine copy with its manifest) is refused before the live database is touched.
+    history_file = os.path.join(env.app_root, "history.json")
+    with open(history_file) as fh:
+        genuine = fh.read()
+    real = env.history()["releases"][-1]["backup_path"]
+    evil_dir = os.path.join(os.path.dirname(env.app_root), "evil")
+    os.makedirs(evil_dir)
+    evil = os.path.join(evil_dir, os.path.basename(real))
+    shutil.copy(real, evil)
+    shutil.copy(real + ".json", evil + ".json")
+    tampered = json.loads(genuine)
+    tampered["releases"][-1]["backup_path"] = evil
+    with open(history_file, "w") as fh:
+        json.dump(tampered, fh)
+    refused = env.rollback()
+    assert not refused.ok and "is not in the backup directory" in refused.stdout
+    assert env.health()["revision"] == v6_sha
+    assert len(env.sql("SELECT name FROM items WHERE name LIKE 'after-v6-%'")) == 3
+    with open(history_file, "w") as fh:
+        fh.write(genuine)
 
     run = env.rollback()
     assert_ok(run)
