@@ -241,6 +241,9 @@ class BackupRun:
         )
         if verify == "none":
             self.module.warn("backup %s is UNVERIFIED (verify=false): pg_restore will refuse it" % path)
+        if p["format"] == "plain":
+            self.module.warn("backup %s is a plain SQL dump: pg_restore refuses plain dumps (psql would run any "
+                             "meta-command in them); use format=custom for backups meant to be restored" % path)
         return self.result
 
     def _dump(self, db, path, partial, verify, native, external, server_num):

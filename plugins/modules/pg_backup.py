@@ -42,6 +42,8 @@ options:
     description:
       - C(pg_dump) archive format. V(custom) (one file, C(.dump)) is restorable selectively and in parallel;
         V(directory) (C(.dir)) can be dumped in parallel with O(jobs); V(plain) is an SQL script (C(.sql)).
+      - M(maestro.deploy.pg_restore) refuses V(plain) backups (C(psql) would run any meta-command in them);
+        they are for reading and for restoring by hand.
     type: str
     choices: [custom, directory, plain]
     default: custom
@@ -101,8 +103,12 @@ options:
     description: Group of the backup file.
     type: str
   mode:
-    description: Mode of the backup file, as an octal string. A directory backup gets the execute bits
-      matching its read bits. The manifest is always 0600.
+    description:
+      - Mode of the backup file, as a quoted octal string. A directory backup gets the execute bits matching its
+        read bits. The manifest is always 0600.
+      - Backups hold every row of the database, so only owner bits are accepted (V(0600) or V(0400)); a mode
+        with group or other bits, setuid/setgid/sticky bits or given as a number (YAML reads C(mode: 644) as the
+        integer 644, that is 0o1204) is refused. Use O(owner) to give the backups to the user that restores them.
     type: raw
     default: "0600"
 attributes:

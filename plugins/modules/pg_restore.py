@@ -21,9 +21,18 @@ description:
     to the live database are blocked, open ones terminated, and in one transaction the live database is renamed
     to C(<db>__pre_restore_<ts>) and the restored one to O(db). The live database is untouched until the restored
     copy is complete; a failure anywhere before the swap drops the restored copy and leaves O(db) as it was.
-  - Plain SQL backups are run by C(psql) with C(ON_ERROR_STOP=1) in a single transaction, so an error stops the
-    restore instead of leaving half a database that reports success. Custom and directory archives are restored
-    by C(pg_restore --exit-on-error) (in one transaction unless O(jobs) > 1).
+  - Backups and manifests are untrusted input (a release history names them). Only a backup directly inside
+    O(src_dir) is read (judged by real path; symbolic links and C(..) are refused), and the backup, its manifest
+    and O(src_dir) must be owned by the user running the module, by root or by O(backup_owner), and not be
+    writable by group or others. The manifest must be one of M(maestro.deploy.pg_backup)'s, for the same O(db)
+    (and O(label), when given).
+  - The programs that read a backup come from a fixed table (C(pg_restore), and C(gzip), C(zstd) or C(lz4)
+    found in PATH for an externally compressed archive), never from the manifest; a manifest naming any other
+    C(external_compressor) is refused before anything runs.
+  - Plain SQL backups (C(format=plain)) are refused, because C(psql) would execute any meta-command in the file
+    (C(\!) runs a shell command). Restore such a dump by hand after reading it, into a scratch database, and take
+    a C(format=custom) backup of that. Custom and directory archives are restored by
+    C(pg_restore --exit-on-error) (in one transaction unless O(jobs) > 1).
   - O(mode=replace) is the manual procedure (drop the live database, create it, restore). It reads the whole
     archive back before dropping anything, but a failure during the restore leaves no database; use it only
     when there is no room for a second copy.
@@ -38,12 +47,25 @@ options:
   src:
     description:
       - Path of the backup (its manifest C(<src>.json) must sit beside it), or V(latest) for the newest verified
-        backup of O(db) in O(src_dir), by the manifests' C(created_at).
+        backup of O(db) in O(src_dir), by the manifests' C(created_at). A relative path is taken inside O(src_dir).
     type: str
     required: true
   src_dir:
-    description: Directory searched when O(src=latest).
+    description:
+      - The backup directory. The backup must sit directly in it; it is also the directory searched when
+        O(src=latest).
     type: path
+    required: true
+  label:
+    description:
+      - The label the backup's manifest must carry (the deploy labels each backup with its release id). With
+        O(src=latest), the newest verified backup with this label.
+    type: str
+  backup_owner:
+    description:
+      - A user whose backups are trusted besides the user running the module and root (the
+        O(maestro.deploy.pg_backup#module:owner) the backups were made with).
+    type: str
   mode:
     description: V(swap) restores beside the live database and renames; V(replace) drops and recreates it.
     type: str
@@ -69,7 +91,7 @@ options:
     type: str
     default: postgres
   bin_dir:
-    description: Directory holding C(pg_restore) and C(psql). Defaults to the ones in PATH.
+    description: Directory holding C(pg_restore). Defaults to the one in PATH.
     type: path
 attributes:
   check_mode:
@@ -100,6 +122,8 @@ EXAMPLES = r"""
     user: manumaestro
     password: "{{ db_password }}"
     src: "{{ backup_result.path }}"
+    src_dir: /var/backups/manumaestro
+    label: "{{ release_id }}"
   register: restore
 
 - name: Restore the newest verified backup, dropping the old database after the swap
