@@ -380,10 +380,10 @@ def parse_mode(value):
     group or other bits, or setuid/setgid/sticky bits, is refused. A number is refused too: YAML reads
     `mode: 644` as the integer 644 (0o1204), never what was meant; the mode must be a quoted string.
     """
-    policy = "backups are owner-only by policy: use '0600' (or '0400')"
+    policy = "backups are owner-only by policy: use mode '0600' or '0400'"
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError("mode=%r is a number, not an octal string: YAML reads an unquoted mode as a decimal "
-                         "integer (644 is 0o%o); quote it, mode: '0600' (%s)" % (value, value, policy)
+                         "integer (%d is 0o%o as a mode); quote it; %s" % (value, value, value, policy)
                          if isinstance(value, int) and not isinstance(value, bool) else
                          "mode=%r is not an octal file mode such as '0600'" % (value,))
     text = value.strip()

@@ -44,7 +44,8 @@ def load(path):
     The file is untrusted input (the app user may be able to write it): it is read without
     following a symbolic link and its shape is checked before anything uses it.
     """
-    advice = ": fix it or move it aside (the deploy then starts a new history)"
+    advice = (": nothing was changed; fix it or move it aside (a new history then starts, and the releases "
+              "in the old one are no longer rollback targets)")
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
