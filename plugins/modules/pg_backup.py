@@ -107,8 +107,9 @@ options:
       - Mode of the backup file, as a quoted octal string. A directory backup gets the execute bits matching its
         read bits. The manifest is always 0600.
       - Backups hold every row of the database, so only owner bits are accepted (V(0600) or V(0400)); a mode
-        with group or other bits, setuid/setgid/sticky bits or given as a number (YAML reads C(mode: 644) as the
-        integer 644, that is 0o1204) is refused. Use O(owner) to give the backups to the user that restores them.
+        with group or other bits, setuid/setgid/sticky bits or given as a number (YAML reads an unquoted C(644)
+        as the integer 644, that is 0o1204 as a mode) is refused. Use O(owner) to give the backups to the user
+        that restores them.
     type: raw
     default: "0600"
 attributes:
