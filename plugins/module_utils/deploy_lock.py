@@ -123,22 +123,37 @@ def read(path):
         raise
     try:
         data = json.loads(raw.decode("utf-8"))
-        malformed = None if isinstance(data, dict) else "a JSON %s, not an object" % type(data).__name__
-    except ValueError as exc:  # UnicodeDecodeError is one too
-        data, malformed = {}, "not JSON: %s" % str(exc).splitlines()[0][:200]
+        malformed = None if isinstance(data, dict) else "JSON %s, not an object" % JSON_KINDS.get(
+            type(data), type(data).__name__)
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError too
+        data, malformed = {}, "not JSON: %s" % (str(exc).splitlines() or ["too deeply nested"])[0][:200]
     if malformed:
-        data = {"who": "unknown (malformed lock file)", "malformed": malformed}
+        data = {"who": "an unknown run", "malformed": malformed}
     since = data.get("since_epoch")
-    if not (isinstance(since, (int, float)) and not isinstance(since, bool) and math.isfinite(since)):
-        if since is not None or "since_epoch" in data:
+    if not stamp(since):
+        if "since_epoch" in data:
             data["malformed"] = "since_epoch is %s, not a time" % json.dumps(since)[:40]
         try:
-            mtime = os.path.getmtime(path)
+            since = os.path.getmtime(path)
         except OSError:  # removed since it was read
-            mtime = time.time()
-        data["since_epoch"] = mtime
-        data.setdefault("since", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(mtime)))
+            since = time.time()
+        data["since_epoch"] = since
+    if not isinstance(data.get("since"), str):
+        data["since"] = stamp(since)
     return data
+
+
+JSON_KINDS = {list: "array", str: "string", type(None): "null", int: "number", float: "number", bool: "true/false"}
+
+
+def stamp(epoch):
+    """`epoch` as the lock shows it (UTC), or None when it is not a time."""
+    if not isinstance(epoch, (int, float)) or isinstance(epoch, bool) or not math.isfinite(epoch) or epoch < 0:
+        return None
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+    except (OverflowError, ValueError, OSError):
+        return None
 
 
 def age_of(holder, now=None):
@@ -171,8 +186,7 @@ def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended
             if not (break_stale and breakable(age, stale_after, judged(holder_ended, ended_token, current))):
                 raise LockHeld(current, age, age >= stale_after)
             os.unlink(path)
-        record = dict(holder, since_epoch=now,
-                      since=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)))
+        record = dict(holder, since_epoch=now, since=stamp(now))
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except OSError as exc:
