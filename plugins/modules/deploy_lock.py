@@ -25,7 +25,7 @@ description:
   - Taking, breaking and releasing are serialised on the host (an flock on C(<path>.guard)), so
     two runs breaking the same lock cannot both end up holding it; whose lock it is is decided
     under that guard, on what the file holds then.
-  - A lock belongs to the run whose O(token) it holds. An empty or missing token is nobody's: it
+  - A lock belongs to the run whose O(token) it holds. An empty or missing token is nobody's; it
     takes no lock and releases none, so a run refused before it took the lock leaves the lock alone.
   - The lock file is untrusted input. One this module did not write (not a JSON object, or with
     a C(since_epoch) that is not a time) reads as held by an unknown run, and the failure names
@@ -42,7 +42,7 @@ options:
     default: present
   token:
     description:
-      - This run's token, unique to the run and not derived from anything a person or a file sets:
+      - This run's token, unique to the run and not derived from anything a person or a file sets;
         the playbooks pass C(lookup('maestro.deploy.controller_run').token), random and the same
         for every task and host of one run. Never the release id (two runs can share one).
       - Required to take the lock (O(state=present)). Taking a lock that holds the same token is

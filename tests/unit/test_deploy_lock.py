@@ -184,8 +184,8 @@ def test_a_lock_without_a_token_is_not_released_by_a_run_with_one(tmp_path):
 
 
 @pytest.mark.parametrize("token", [T2, "", None])
-def test_module_absent_with_another_or_no_token_keeps_the_lock_and_says_whose_it_is(tmp_path, capsys, token,
-                                                                                       monkeypatch):
+def test_module_absent_with_another_or_no_token_keeps_the_lock_and_says_whose_it_is(
+        tmp_path, capsys, token, monkeypatch):
     warned = []
     monkeypatch.setattr(lock_module.AnsibleModule, "warn", lambda self, msg: warned.append(msg))
     path = str(tmp_path / ".deploy.lock")
