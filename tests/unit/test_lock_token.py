@@ -47,12 +47,12 @@ def test_workers_of_one_run_drawing_at_once_agree(tmp_path):
     run_tmp = private_dir(tmp_path)
     ctx = multiprocessing.get_context("fork")
     queue = ctx.Queue()
-    workers = [ctx.Process(target=draw, args=(run_tmp, queue)) for _ in range(8)]
-    for w in workers:
-        w.start()
-    tokens = {queue.get(timeout=30) for _ in workers}
-    for w in workers:
-        w.join(30)
+    workers = [ctx.Process(target=draw, args=(run_tmp, queue)) for _worker in range(8)]
+    for worker in workers:
+        worker.start()
+    tokens = {queue.get(timeout=30) for _worker in workers}
+    for worker in workers:
+        worker.join(30)
     assert len(tokens) == 1
 
 
