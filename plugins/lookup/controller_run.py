@@ -21,6 +21,11 @@ description:
     ended). Anywhere else V(running) is V(null), unknown.
   - So a lock left by an ended run can be broken at once, and only when the operator asks for
     it (C(-e deploy_break_lock=true)), instead of waiting until it is stale.
+  - Without options it also returns V(token), the token this run takes and releases the deploy
+    lock with. It is random (C(secrets.token_hex(16))), drawn at the first call of the run and the
+    same for every later call, task and host of that run; no variable, release id or file on a
+    managed host sets it. It is kept in this run's own temporary directory on the controller
+    (ansible-playbook's local tmp, mode 0700, removed when the run ends).
 options:
   controller:
     description: Host name of the controller that recorded the run.
@@ -73,6 +78,10 @@ _raw:
       description: Who runs this run on the controller (its login name), recorded in the lock.
       type: str
       returned: without options
+    token:
+      description: This run's deploy lock token (32 hex digits, random, the same for the whole run).
+      type: str
+      returned: without options
     pid:
       description: The run's ansible-playbook process id (this one's, or O(pid)).
       type: int
@@ -84,13 +93,21 @@ _raw:
       type: bool
 """
 
+import errno  # noqa: E402
 import getpass  # noqa: E402
 import multiprocessing  # noqa: E402
 import os  # noqa: E402
+import re  # noqa: E402
+import secrets  # noqa: E402
 import socket  # noqa: E402
+import stat  # noqa: E402
+import tempfile  # noqa: E402
 
+from ansible import constants as C  # noqa: E402
 from ansible.errors import AnsibleError  # noqa: E402
 from ansible.plugins.lookup import LookupBase  # noqa: E402
+
+TOKEN_FILE = "maestro.deploy-lock-token"  # noqa: S105 (a file name, not a secret)
 
 
 def process_space():
@@ -137,12 +154,47 @@ def controller_user():
         return "uid %d" % os.getuid()
 
 
+def run_token(run_tmp):
+    """This run's lock token, kept in `run_tmp`, the run's private temporary directory (made by
+    ansible-playbook at its start and shared by the workers it forks): the first call draws it,
+    every later one reads it. Workers drawing at once agree: each writes its draw to a file of its
+    own and links it to the token's name; the first link wins and every worker reads that one."""
+    info = os.lstat(run_tmp)
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        raise AnsibleError("not keeping the deploy lock token in %s: it is not a directory of this user" % run_tmp)
+    if info.st_mode & 0o022:
+        raise AnsibleError("not keeping the deploy lock token in %s: others can write it (mode %o)"
+                           % (run_tmp, stat.S_IMODE(info.st_mode)))
+    path = os.path.join(run_tmp, TOKEN_FILE)
+    if not os.path.lexists(path):
+        fd, draw = tempfile.mkstemp(dir=run_tmp, prefix=".token-")  # 0600 from the start
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(16))
+            os.link(draw, path)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST:
+                raise AnsibleError("could not keep the deploy lock token in %s: %s" % (path, exc)) from None
+        finally:
+            os.unlink(draw)
+    try:
+        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW)) as fh:
+            token = fh.read(64)
+    except OSError as exc:
+        raise AnsibleError("could not read the deploy lock token %s: %s" % (path, exc)) from None
+    if not re.fullmatch(r"[0-9a-f]{32}", token):
+        raise AnsibleError("%s does not hold a deploy lock token this lookup drew (32 hex digits): not using it; "
+                           "the directory is this run's own, so something else wrote there" % path)
+    return token
+
+
 def run_state(controller=None, pid=None, space=None):
     """This run, or the state of the run (controller, pid, space) as far as this controller knows."""
     here, own_pid = this_run()
     own_space = process_space()
     if not controller and not pid:
-        return dict(controller=here, pid=own_pid, space=own_space, running=True, user=controller_user())
+        return dict(controller=here, pid=own_pid, space=own_space, running=True, user=controller_user(),
+                    token=run_token(C.DEFAULT_LOCAL_TMP))
     if not controller or not pid or pid < 1:
         raise AnsibleError("controller_run needs both controller and pid (a positive number), got controller=%r pid=%r"
                            % (controller, pid))

@@ -35,7 +35,8 @@ def started(proc):
 def test_without_options_it_names_this_controller_and_run():
     run = lookup()
     assert run == {"controller": socket.gethostname(), "pid": os.getpid(), "running": True,
-                   "user": getpass.getuser(), "space": controller_run.process_space()}
+                   "user": getpass.getuser(), "space": controller_run.process_space(),
+                   "token": run["token"]}
     assert run["space"].count("/") == 1 and run["space"].endswith("]")  # boot id / pid:[inode]
 
 
