@@ -273,7 +273,7 @@ def test_deploy_waits_for_a_running_scheduled_backup_then_fails_naming_it(pg_clu
                              autocommit=True) as conn:
             started.set()
             try:
-                conn.execute("SELECT pg_sleep(30)")
+                conn.execute("SELECT pg_sleep(600)")
             except psycopg.Error:
                 pass  # ended by the test
 
