@@ -201,6 +201,9 @@ def test_schedule_with_a_cron_injection_is_refused_before_anything_changes(pg_cl
     assert not os.path.exists(os.path.join(host_dir, "cron.d-entry"))
     assert "backup_schedule=@reboot root id ; #" in run.failed_tasks()[-1]["res"]["msg"]
     assert sorted(os.listdir(host_dir)) == []  # no backup, no script, no code, no log
+    checked = playbook("backup.yml", inventory, envvars=env, check=True)
+    assert not checked.ok and "backup_schedule=@reboot root id ; #" in checked.stdout
+    assert sorted(os.listdir(host_dir)) == []
 
 
 def test_scheduled_job_runs_from_cron_as_postgres_from_installed_code(pg_cluster, pg_db, tmp_path, playbook,
