@@ -198,12 +198,14 @@ def test_schedule_with_a_cron_injection_is_refused_before_anything_changes(pg_cl
     inventory = scheduled_inventory(tmp_path, pg_cluster, pg_db, host_dir, host_python,
                                     backup_schedule="@reboot root id ; #")
     env = {"PATH": os.pathsep.join([stub_crontab(tmp_path), VENV_BIN, os.environ["PATH"]])}
-    run = playbook("backup.yml", inventory, envvars=env)
+    # backup.yml installs a schedule given with -e only (the inventory's is prepare_host.yml's).
+    schedule = {"backup_schedule": inventory["all"]["vars"]["backup_schedule"]}
+    run = playbook("backup.yml", inventory, envvars=env, extravars=schedule)
     assert not run.ok
     assert not os.path.exists(os.path.join(host_dir, "cron.d-entry"))
     assert "backup_schedule=@reboot root id ; #" in run.failed_tasks()[-1]["res"]["msg"]
     assert sorted(os.listdir(host_dir)) == []  # no backup, no script, no code, no log
-    checked = playbook("backup.yml", inventory, envvars=env, check=True)
+    checked = playbook("backup.yml", inventory, envvars=env, check=True, extravars=schedule)
     assert not checked.ok and "backup_schedule=@reboot root id ; #" in checked.stdout
     assert sorted(os.listdir(host_dir)) == []
 
@@ -213,7 +215,8 @@ def test_scheduled_job_runs_from_cron_as_postgres_from_installed_code(pg_cluster
     inventory = scheduled_inventory(tmp_path, pg_cluster, pg_db, host_dir, host_python)
     hostvars = inventory["all"]["vars"]
     env = {"PATH": os.pathsep.join([stub_crontab(tmp_path), VENV_BIN, os.environ["PATH"]])}
-    run = playbook("backup.yml", inventory, envvars=env)
+    schedule = {"backup_schedule": hostvars["backup_schedule"]}
+    run = playbook("backup.yml", inventory, envvars=env, extravars=schedule)
     assert run.ok, run.stdout[-4000:]
     log = os.path.join(host_dir, "backup.log")
 
@@ -258,7 +261,7 @@ def test_scheduled_job_runs_from_cron_as_postgres_from_installed_code(pg_cluster
     os.unlink(os.path.join(hostvars["app_root"], ".deploy.lock"))
 
     # Rerunning the role changes nothing.
-    again = playbook("backup.yml", inventory, envvars=env, extravars={"backup_label": "again"})
+    again = playbook("backup.yml", inventory, envvars=env, extravars={"backup_label": "again", **schedule})
     assert again.ok, again.stdout[-4000:]
     schedule_changes = [r["task"] for r in again.task_results() if r["res"].get("changed")
                         and r["task"] != "Dump, verify and publish the backup with its manifest"]
