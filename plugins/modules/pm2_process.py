@@ -581,10 +581,11 @@ class Pm2App:
                 extra = {}
                 probe = self.startup_probe(instances, tails)
                 if probe:
+                    # first: it is the app's own error, and a rescue message keeps only its start
                     extra["startup_probe"] = probe
-                    logs += "\n--- the error logs are empty; %s run outside PM2 for up to %ss (rc=%s) printed:\n%s" % (
+                    logs = "\n--- the error logs are empty; %s run outside PM2 for up to %ss (rc=%s) printed:\n%s%s" % (
                         probe["cmd"][-1], self.p["probe_seconds"], probe["rc"],
-                        "\n".join(probe["lines"]) or "(nothing)")
+                        "\n".join(probe["lines"]) or "(nothing)", logs)
                 self.fail("%s of %s failed: %s. Instances: %s%s" % (
                     action, self.p["name"], reason, describe_instances(instances), logs),
                     instances=self.public(instances), log_tail=tails, **extra)

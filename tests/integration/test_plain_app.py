@@ -11,6 +11,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 from tests.support.apprepo import make_plain_app_repo
 from tests.support.http import get_json, post_json, wait_for_health
 from tests.support.inventory import plain_app_inventory
@@ -56,6 +58,7 @@ def pm2_process(pm2_home, name):
     return [p for p in json.loads(out[out.index("["):]) if p["name"] == name], out
 
 
+@pytest.mark.timeout(1200)  # 3 deploys and 2 rollbacks; the first installs Prisma 7 and TypeScript
 def test_plain_app_deploys_rolls_back_and_redeploys_as_it_runs(pg_cluster, pg_db, pm2_home, tmp_path, playbook):
     repo = str(tmp_path / "plain-app.git")
     shas = make_plain_app_repo(repo)
