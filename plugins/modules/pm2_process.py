@@ -295,7 +295,7 @@ startup_probe:
   contains:
     cmd: {description: The command that ran., type: list, elements: str}
     rc: {description: Its exit code (124 - still running after O(probe_seconds))., type: int}
-    lines: {description: The first lines of its stderr (then stdout), secrets masked., type: list, elements: str}
+    lines: {description: "The first lines of its stderr (then stdout), secrets masked.", type: list, elements: str}
 log_tail:
   description: On failure, the last O(log_lines) lines of each instance's error log (secrets masked).
   returned: failure after a start, restart or reload
