@@ -53,7 +53,7 @@ fi
 # --ignore-scripts: the Prisma CLI's install scripts would fetch its native engine from
 # Prisma's own servers, which cannot be reached here (nor from air-gapped hosts).
 export CHECKPOINT_DISABLE=1 PRISMA_HIDE_UPDATE_MESSAGE=1
-for dir in . examples/app; do
+for dir in . examples/app examples/app-plain; do
   want=$(stamp "$dir/package.json" "$dir/package-lock.json")
   if [ ! -d "$dir/node_modules" ] || [ "$(cat "$dir/node_modules/.maestro-stamp" 2>/dev/null)" != "$want" ]; then
     say "npm ci in $dir"

@@ -10,6 +10,8 @@
   pid stay unchanged for `stable_for` seconds (PM2 reports `online` after a failed `wait_ready`,
   pm2#4355, and a failed reload still prints success, pm2#1155); errored/stopped fail at once.
 - `release_mismatches`: which instances do not run from the expected release directory.
+- `pm2_environment`: the only environment PM2 (and so the app) gets from a run.
+- `resolve_start`: what PM2 runs for a start command such as `npm start` or `node server.js`.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -18,6 +20,8 @@ __metaclass__ = type
 
 import json
 import os
+import posixpath
+import shlex
 
 STATES = ("started", "stopped", "restarted", "reloaded", "absent")
 TERMINAL_STATUSES = ("errored", "stopped")
@@ -34,6 +38,132 @@ def forget_deploy_session_name(environ):
     deploy's lock (roles/preflight/tasks/lock.yml). So that name goes before PM2 runs."""
     if environ.get("PGAPPNAME", "").startswith("maestro.deploy"):
         del environ["PGAPPNAME"]
+
+
+# What PM2 gets from the caller's environment: PM2 stores its caller's whole environment in the
+# app's process definition at the first start (and hands it to the app), so the operator's
+# variables (tokens, SSH agent, Ansible's own) would end up in the app and in `pm2 jlist`.
+PM2_ENV_KEEP = ("PATH", "HOME")
+
+
+def pm2_environment(environ, pm2_home=None, app_env=None):
+    """The whole environment for pm2 commands: PATH and HOME from `environ`, PM2_HOME, LC_ALL=C
+    and the app's own variables; nothing else of the operator's session."""
+    env = dict((k, environ[k]) for k in PM2_ENV_KEEP if environ.get(k))
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if pm2_home:
+        env["PM2_HOME"] = pm2_home
+    elif environ.get("PM2_HOME"):
+        env["PM2_HOME"] = environ["PM2_HOME"]
+    env["LC_ALL"] = "C"
+    env.update(app_env or {})
+    return env
+
+
+class StartError(Exception):
+    """A start command that cannot be run without a shell, or does not resolve in the release."""
+
+
+# Characters that only mean something to a shell: a start command is run as argv, never by sh.
+START_METACHARS = set("|&;<>()$`\\\n*?{}[]~!#")
+NODE_OPTS_WITH_VALUE = ("-r", "--require", "--import", "--loader", "--experimental-loader", "--env-file",
+                        "--env-file-if-exists", "--title")
+NODE_EXTENSIONS = (".js", ".cjs", ".mjs")
+
+
+def split_start(command):
+    """argv of a start command (shlex rules, no shell): refuses shell syntax, naming it."""
+    if not isinstance(command, str) or not command.strip():
+        raise StartError("the start command is empty")
+    bad = sorted(set(c for c in command if c in START_METACHARS))
+    if bad:
+        raise StartError("%r holds shell syntax (%s): it runs without a shell; put a pipeline or "
+                         "redirection in a package.json script or a file of the app" % (command, " ".join(bad)))
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise StartError("%r cannot be split into words: %s" % (command, exc)) from None
+    if not argv:
+        raise StartError("the start command is empty")
+    if "=" in argv[0]:
+        raise StartError("%r starts with a variable assignment: give the variable in app_env" % command)
+    return argv
+
+
+def release_path(rel, what):
+    """A path inside the release (relative, no `..`), normalised; else StartError."""
+    norm = posixpath.normpath(rel)
+    if rel.startswith("/") or norm == ".." or norm.startswith("../"):
+        raise StartError("%s %r is not a path inside the release" % (what, rel))
+    return norm
+
+
+def resolve_start(command, scripts=None, exists=None, _depth=0):
+    """What PM2 runs for `command` in a release; pure (package.json's scripts and a file test are given).
+
+    Returns dict(script, args, interpreter, node_args, via):
+    - `npm start` / `npm run <name>`: the package.json script, resolved in turn when it is a plain
+      command (so PM2 runs the app itself, which cluster mode and graceful restarts need); when it
+      uses shell syntax, PM2 runs npm (fork mode only), as `npm start` would.
+    - `node [node options] <file> [args]`: the file, run by node.
+    - `<file>` (a path in the release) or `<name>` found in node_modules/.bin (as npm scripts find it).
+    """
+    scripts = scripts if isinstance(scripts, dict) else {}
+    exists = exists or (lambda rel: True)
+    argv = split_start(command)
+    head, rest = argv[0], argv[1:]
+    if head == "npm":
+        if rest[:1] == ["start"]:
+            name, extra = "start", rest[1:]
+        elif rest[:1] in (["run"], ["run-script"]) and len(rest) >= 2:
+            name, extra = rest[1], rest[2:]
+        else:
+            raise StartError("%r: only `npm start` and `npm run <script>` are understood" % command)
+        if extra[:1] == ["--"]:
+            extra = extra[1:]
+        line = scripts.get(name)
+        if line is None and name == "start" and exists("server.js"):
+            line = "node server.js"  # what npm itself does without a start script
+        if not isinstance(line, str) or not line.strip():
+            raise StartError("package.json has no scripts.%s (and %r needs one): add it or set app_start"
+                             % (name, command))
+        if _depth == 0:
+            try:
+                resolved = resolve_start(line, scripts, exists, _depth=1)
+                resolved["args"] = resolved["args"] + extra
+                resolved["via"] = "package.json scripts.%s: %s" % (name, line)
+                return resolved
+            except StartError:
+                pass
+        return dict(script="npm", args=rest, interpreter="none", node_args=[],
+                    via="npm (package.json scripts.%s runs through a shell: %s)" % (name, line))
+    if head in ("node", "nodejs"):
+        node_args = []
+        i = 0
+        while i < len(rest) and rest[i].startswith("-"):
+            node_args.append(rest[i])
+            if rest[i] in NODE_OPTS_WITH_VALUE and i + 1 < len(rest):
+                node_args.append(rest[i + 1])
+                i += 1
+            i += 1
+        if i >= len(rest):
+            raise StartError("%r names no script for node to run" % command)
+        script = release_path(rest[i], "script")
+        if not exists(script):
+            raise StartError("%r: %s is not in the release" % (command, script))
+        return dict(script=script, args=rest[i + 1:], interpreter="node", node_args=node_args, via=command)
+    if "/" in head:
+        script = release_path(head, "program")
+        if not exists(script):
+            raise StartError("%r: %s is not in the release" % (command, script))
+        interpreter = "node" if script.endswith(NODE_EXTENSIONS) else "none"
+        return dict(script=script, args=rest, interpreter=interpreter, node_args=[], via=command)
+    local = "node_modules/.bin/" + head
+    if exists(local):
+        # npm links a package's bin (a Node.js script) there: node runs it, in cluster mode too
+        return dict(script=local, args=rest, interpreter="node", node_args=[], via=command)
+    raise StartError("%r: %s is not npm, node, a file of the release or in its node_modules/.bin"
+                     % (command, head))
 
 
 def parse_jlist(text):
@@ -149,11 +279,17 @@ def pm2_argv(pm2, action, name, config_file=None):
     raise ValueError("unknown action %r" % (action,))
 
 
-def script_config(name, script, cwd, exec_mode, instances):
+def script_config(name, script, cwd, exec_mode, instances, args=None, interpreter=None, node_args=None):
     """A one-app PM2 config for `script` + `cwd` (no environment: that travels in the CLI env)."""
     app = dict(name=name, script=script, cwd=cwd, exec_mode=exec_mode or "fork")
     if instances is not None:
         app["instances"] = instances
+    if args:
+        app["args"] = list(args)
+    if interpreter:
+        app["interpreter"] = interpreter
+    if node_args:
+        app["node_args"] = list(node_args)
     return dict(apps=[app])
 
 

@@ -31,6 +31,14 @@ description:
     (C(/proc/<pid>/cwd), else the resolved C(pm_cwd)) and fails when one runs another release."
   - Start, restart and reload pass C(--update-env), so the workers get O(env) and O(secret_env)
     (PM2 otherwise freezes a process's environment at its first start).
+  - "Every pm2 command runs with a minimal environment: C(PATH), C(HOME), C(PM2_HOME), C(LC_ALL=C)
+    and O(env)/O(secret_env). PM2 stores its caller's environment in the process definition and
+    hands it to the app, so nothing else of the operator's session (tokens, C(SSH_AUTH_SOCK),
+    Ansible's variables) reaches the app or C(pm2 jlist)."
+  - "A start-up crash in cluster mode often leaves the error log empty (a worker that dies while
+    loading loses its buffered output). Then the module runs the instance's script once with
+    C(node) outside PM2 (same cwd and environment, at most O(probe_seconds) seconds) and puts the
+    first lines it printed in the message, in RV(startup_probe)."
 version_added: "0.1.0"
 author: maestro.deploy contributors (!UNKNOWN)
 options:
@@ -60,6 +68,26 @@ options:
       - Script to run when there is no ecosystem file (relative to O(cwd)). The module writes
         a one-app PM2 config with O(name), O(script), O(cwd), O(exec_mode) and O(instances).
     type: str
+  start:
+    description:
+      - "A start command, as the app is started by hand: C(npm start), C(npm run serve),
+        C(node --enable-source-maps server.js), C(node_modules/.bin/next start) or C(next start).
+        Split into words like a shell would (quotes), but never run by a shell: pipes,
+        redirections, C($), globs and the like are refused."
+      - The module resolves it in O(cwd) and writes the PM2 process definition itself (as for
+        O(script)). C(npm start) / C(npm run <name>) use the script from O(cwd)'s C(package.json);
+        when that is a plain command (C(node server.js), C(next start)) PM2 runs it directly, so
+        signals reach the app and cluster mode works; when it uses shell syntax PM2 runs C(npm)
+        itself (fork mode only). What it resolved to is in RV(start).
+    type: str
+  interpreter:
+    description: PM2 interpreter for O(script) (C(node), or C(none) for an executable).
+    type: str
+  args:
+    description: Arguments for O(script).
+    type: list
+    elements: str
+    default: []
   cwd:
     description:
       - Working directory for O(script). Give the C(current) symlink path (not a resolved
@@ -125,6 +153,12 @@ options:
     description: How many lines of each instance's error log to return on failure.
     type: int
     default: 50
+  probe_seconds:
+    description:
+      - When a cluster-mode start fails with empty error logs, run the script outside PM2 for at
+        most this many seconds to capture its error (0 - never).
+    type: int
+    default: 5
 attributes:
   check_mode:
     support: full
@@ -248,6 +282,20 @@ instances:
     - {pm_id: 0, pid: 4242, status: online, restarts: 1, unstable_restarts: 0, uptime_ms: 5312,
        memory: 61214720, exec_mode: cluster, cwd: /srv/app/releases/B, pm_cwd: /srv/app/current,
        exec_path: /srv/app/current/dist/server.js}
+start:
+  description: What O(start) resolved to (PM2's script, args, interpreter, node_args) and why (C(via)).
+  returned: when O(start) is given
+  type: dict
+  sample: {script: server.js, args: [], interpreter: node, node_args: [],
+           via: "package.json scripts.start: node server.js"}
+startup_probe:
+  description: On a cluster-mode start failure with empty logs, what running the script outside PM2 printed.
+  returned: failure, when the probe ran
+  type: dict
+  contains:
+    cmd: {description: The command that ran., type: list, elements: str}
+    rc: {description: Its exit code (124 - still running after O(probe_seconds))., type: int}
+    lines: {description: "The first lines of its stderr (then stdout), secrets masked.", type: list, elements: str}
 log_tail:
   description: On failure, the last O(log_lines) lines of each instance's error log (secrets masked).
   returned: failure after a start, restart or reload
@@ -284,6 +332,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     STATES,
     Pm2OutputError,
     StabilityWatch,
+    StartError,
     app_processes,
     app_status,
     daemon_app_lines,
@@ -292,7 +341,9 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     forget_deploy_session_name,
     parse_jlist,
     pm2_argv,
+    pm2_environment,
     release_mismatches,
+    resolve_start,
     script_config,
     summarize,
     tail_lines,
@@ -343,6 +394,7 @@ class Pm2App:
         self.query = Runner(module, environ=base_env)
         self.ctl = Runner(module, environ=app_env, secrets=list(secrets.values()))
         self.pm2 = None
+        self.resolved = None
 
     # -- helpers ----------------------------------------------------------------------------
     def fail(self, msg, **extra):
@@ -397,15 +449,42 @@ class Pm2App:
                 tails.append(dict(pm_id=None, path=daemon_log, lines=[self.ctl.mask(line) for line in mine]))
         return tails
 
+    def startup_probe(self, instances, tails):
+        """Run a failed cluster-mode app's script once outside PM2 to show why it dies at start-up.
+
+        Only when every instance's error log is empty (PM2 writes nothing for a worker that dies
+        while loading), with the instance's cwd and the app's environment, for probe_seconds."""
+        if self.p["probe_seconds"] <= 0 or any(t["lines"] for t in tails if t["pm_id"] is not None):
+            return None
+        cluster = [i for i in instances if i.get("exec_mode") == "cluster" and i.get("exec_path")]
+        if not cluster:
+            return None
+        script, cwd = cluster[0]["exec_path"], cluster[0].get("pm_cwd")
+        if not os.path.isfile(script) or not (cwd and os.path.isdir(cwd)):
+            return None
+        node = self.module.get_bin_path("node")
+        timeout = self.module.get_bin_path("timeout")
+        if not node or not timeout:
+            return None
+        argv = [timeout, "-k", "2", str(self.p["probe_seconds"]), node, script]
+        rc, out, err = self.ctl.run(argv, check=False, cwd=cwd, what="start-up probe")
+        lines = [line for line in (err or "").splitlines() + (out or "").splitlines() if line.strip()]
+        return dict(cmd=argv, rc=rc, lines=lines[:self.p["log_lines"] or 20])
+
     def config_file(self, action):
         """The file start/restart/reload go through, or None to act by name."""
         if self.p["ecosystem"]:
             if not os.path.isfile(self.p["ecosystem"]):
                 self.fail("ecosystem file not found: %s" % self.p["ecosystem"])
             return self.p["ecosystem"]
-        if self.p["script"]:
-            config = script_config(self.p["name"], self.p["script"], self.p["cwd"], self.p["exec_mode"],
-                                   self.p["instances"])
+        if self.p["script"] or self.resolved:
+            if self.resolved:
+                r = self.resolved
+                config = script_config(self.p["name"], r["script"], self.p["cwd"], self.p["exec_mode"],
+                                       self.p["instances"], r["args"], r["interpreter"], r["node_args"])
+            else:
+                config = script_config(self.p["name"], self.p["script"], self.p["cwd"], self.p["exec_mode"],
+                                       self.p["instances"], self.p["args"], self.p["interpreter"])
             fd, path = tempfile.mkstemp(prefix="pm2-%s-" % self.p["name"], suffix=".json",
                                         dir=self.module.tmpdir)
             with os.fdopen(fd, "w") as fh:
@@ -425,13 +504,15 @@ class Pm2App:
     # -- the run ------------------------------------------------------------------------------
     def validate(self):
         p = self.p
-        for option in ("wait_online", "stable_for", "log_lines"):
+        for option in ("wait_online", "stable_for", "log_lines", "probe_seconds"):
             if p[option] < 0:
                 self.fail("%s must be 0 or more, got %s" % (option, p[option]))
         if p["instances"] is not None and p["instances"] < 1:
             self.fail("instances must be 1 or more, got %s" % p["instances"])
         if p["script"] and not p["cwd"]:
             self.fail("script %s needs cwd (the directory to run it from)" % p["script"])
+        if p["start"] is not None:
+            self.resolve(p)
         both = sorted(set(p["env"]) & set(p["secret_env"]))
         if both:
             self.fail("variables given in both env and secret_env: %s" % ", ".join(both))
@@ -440,6 +521,34 @@ class Pm2App:
             self.fail("ecosystem file not found: %s" % p["ecosystem"])
         if p["expected_cwd"] and not os.path.isdir(p["expected_cwd"]):
             self.fail("expected_cwd is not a directory: %s" % p["expected_cwd"])
+
+    def resolve(self, p):
+        """Turn the start command into what PM2 runs, in cwd; package.json is read as untrusted data."""
+        if not p["cwd"]:
+            self.fail("start %r needs cwd (the release directory, through the current link)" % p["start"])
+        scripts = {}
+        pkg = os.path.join(p["cwd"], "package.json")
+        if os.path.isfile(pkg):
+            try:
+                with open(pkg) as fh:
+                    data = json.load(fh)
+                found = data.get("scripts") if isinstance(data, dict) else None
+                if isinstance(found, dict):
+                    scripts = dict((k, v) for k, v in found.items() if isinstance(k, str) and isinstance(v, str))
+            except (IOError, OSError, ValueError) as exc:
+                self.fail("start %r: cannot read %s: %s" % (p["start"], pkg, to_native(exc)))
+
+        def exists(rel):
+            return os.path.isfile(os.path.join(p["cwd"], rel))
+
+        try:
+            self.resolved = resolve_start(p["start"], scripts, exists)
+        except StartError as exc:
+            self.fail("start: %s (in %s)" % (to_native(exc), p["cwd"]))
+        if self.resolved["interpreter"] == "none" and (p["exec_mode"] == "cluster"):
+            self.fail("start %r runs %s, which PM2 can only run in fork mode: set exec_mode fork, or make the "
+                      "start command name the Node.js entry (node server.js)" % (p["start"], self.resolved["via"]))
+        self.result["start"] = self.resolved
 
     def verify_release(self, instances, when):
         expected = self.p["expected_cwd"]
@@ -469,9 +578,17 @@ class Pm2App:
                     "\n--- error log of instance %s (%s), last %d lines:\n%s" % (
                         t["pm_id"], t["path"], len(t["lines"]), "\n".join(t["lines"]))
                     for t in tails)
+                extra = {}
+                probe = self.startup_probe(instances, tails)
+                if probe:
+                    # first: it is the app's own error, and a rescue message keeps only its start
+                    extra["startup_probe"] = probe
+                    logs = "\n--- the error logs are empty; %s run outside PM2 for up to %ss (rc=%s) printed:\n%s%s" % (
+                        probe["cmd"][-1], self.p["probe_seconds"], probe["rc"],
+                        "\n".join(probe["lines"]) or "(nothing)", logs)
                 self.fail("%s of %s failed: %s. Instances: %s%s" % (
                     action, self.p["name"], reason, describe_instances(instances), logs),
-                    instances=self.public(instances), log_tail=tails)
+                    instances=self.public(instances), log_tail=tails, **extra)
             time.sleep(POLL_INTERVAL)
 
     def run(self):
@@ -535,6 +652,16 @@ class Pm2App:
         self.module.exit_json(**self.result)
 
 
+def isolate_environment(environ, pm2_home):
+    """Reduce the module process's environment (which run_command starts every command from) to
+    pm2_environment's: PM2 stores its caller's environment in the app's process definition and
+    hands it to the app, so the operator's session must not be that environment."""
+    minimal = pm2_environment(environ, pm2_home)
+    environ.clear()
+    environ.update(minimal)
+    return minimal
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -542,6 +669,9 @@ def main():
             state=dict(type="str", default="started", choices=list(STATES)),
             ecosystem=dict(type="path"),
             script=dict(type="str"),
+            start=dict(type="str"),
+            interpreter=dict(type="str"),
+            args=dict(type="list", elements="str", default=[]),
             cwd=dict(type="path"),
             exec_mode=dict(type="str", choices=["fork", "cluster"]),
             instances=dict(type="int"),
@@ -554,10 +684,13 @@ def main():
             stable_for=dict(type="int", default=5),
             save=dict(type="bool", default=False),
             log_lines=dict(type="int", default=50),
+            probe_seconds=dict(type="int", default=5),
         ),
-        mutually_exclusive=[("ecosystem", "script"), ("ecosystem", "exec_mode"), ("ecosystem", "instances")],
+        mutually_exclusive=[("ecosystem", "script"), ("ecosystem", "exec_mode"), ("ecosystem", "instances"),
+                            ("ecosystem", "start"), ("script", "start")],
         supports_check_mode=True,
     )
+    isolate_environment(os.environ, module.params["pm2_home"])
     Pm2App(module).run()
 
 

@@ -64,8 +64,14 @@ def health_500():
     return text.replace(HEALTH_LINE, HEALTH_LINE + " send(res, 500, { status: 'broken on purpose' }); return;")
 
 
-def crash_after_a_second():
-    return "setTimeout(() => process.exit(1), 1000);\n" + server_source()
+CRASH_MARKER = "faults-crashloop: the app cannot start (on purpose)"
+# A PM2 entry as most apps have one (no synchronous write of a start-up error, unlike the
+# example app's pm2-start.js): a cluster worker that throws while loading leaves its log empty.
+PLAIN_ENTRY = "'use strict';\nrequire('./dist/server.js');\n"
+
+
+def crash_at_start():
+    return "throw new Error(%s);\n" % json.dumps(CRASH_MARKER) + server_source()
 
 
 def failure_text(run):
@@ -144,7 +150,7 @@ def env(app_repo, tmp_path_factory):
     shas = dict(shas)
     for tag, files in (("faults-badmig", {"prisma/migrations/20260301000000_half_done/migration.sql": BAD_PRISMA_SQL}),
                        ("faults-health500", {"src/server.js": health_500()}),
-                       ("faults-crashloop", {"src/server.js": crash_after_a_second()}),
+                       ("faults-crashloop", {"src/server.js": crash_at_start(), "pm2-start.js": PLAIN_ENTRY}),
                        ("faults-v1b", {"README.fault.md": "same code as v1, another commit\n"})):
         shas[tag] = make_variant(repo, tag, base="v1", version="1.0.0", files=files)
     shas["faults-v2b"] = make_variant(repo, "faults-v2b", base="v2", version="2.0.0",
@@ -318,6 +324,10 @@ def test_release_crash_looping_under_pm2(env):
     stage = "switch" if "DEPLOY FAILED in stage switch" in run.stdout else "smoke_test"
     env.assert_after_fault(run, stage, ["is errored", "restarts="] if stage == "switch" else [], serving, before)
     assert stage == "switch", "the crash loop was only caught by the smoke test"
+    # the app's own error, though PM2 wrote nothing for the workers (issue 13, item 12): in the
+    # failure report a person reads
+    report = run.stdout[run.stdout.find("DEPLOY FAILED"):][:3000]
+    assert "Error: " + CRASH_MARKER in report, report
 
 
 def test_postgresql_stopped_while_migrating(env):

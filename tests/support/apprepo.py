@@ -97,3 +97,37 @@ def make_variant(repo, tag, base="v2", version=None, files=None, remove=()):
         return commit_version(repo, tag, version or "9.0.0-" + tag, f"variant {tag} of {base}")
     finally:
         git(repo, "checkout", "-q", "main")
+
+
+PLAIN_V2_ONLY = ("prisma/migrations/20260201000000_add_note_pinned",)
+PLAIN_V2_MARK = "// v2"
+
+
+def make_plain_app_repo(dest):
+    """examples/app-plain as a git repository at dest with tags v1 and v2; returns {tag: sha}.
+
+    v1 (1.0.0): the `init` migration, and the schema without the lines marked `// v2`;
+    v2 (2.0.0): adds `add_note_pinned` (an additive column) and those lines. The lockfile is the
+    same in both, as between real releases that change no dependency.
+    """
+    from .paths import PLAIN_APP
+
+    shutil.copytree(PLAIN_APP, dest, ignore=shutil.ignore_patterns("node_modules", "generated", ".env"))
+    schema_path = os.path.join(dest, "prisma", "schema.prisma")
+    with open(schema_path) as fh:
+        v2_schema = fh.read()
+    held = os.path.join(os.path.dirname(dest), os.path.basename(dest) + ".v2-only")
+    os.makedirs(held, exist_ok=True)
+    for rel in PLAIN_V2_ONLY:
+        shutil.move(os.path.join(dest, rel), os.path.join(held, os.path.basename(rel)))
+    with open(schema_path, "w") as fh:
+        fh.write("".join(line for line in v2_schema.splitlines(True) if PLAIN_V2_MARK not in line))
+    git(dest, "init", "-q", "-b", "main")
+    shas = {"v1": commit_version(dest, "v1", "1.0.0", "v1: notes table")}
+    for rel in PLAIN_V2_ONLY:
+        shutil.move(os.path.join(held, os.path.basename(rel)), os.path.join(dest, rel))
+    shutil.rmtree(held)
+    with open(schema_path, "w") as fh:
+        fh.write(v2_schema)
+    shas["v2"] = commit_version(dest, "v2", "2.0.0", "v2: notes.pinned")
+    return shas

@@ -28,6 +28,8 @@ def local_inventory(tmp_path, cluster, db_name, app_repo, pm2_home, **overrides)
         "migration_tool": "alembic",
         "keep_releases": 5,
         "healthcheck_url": f"http://127.0.0.1:{port}/health",
+        # the example app names the commit it runs ({revision}: the commit being checked)
+        "healthcheck_expect": {"revision": "{revision}"},
     }
     hostvars.update(overrides)
     return {
@@ -36,3 +38,24 @@ def local_inventory(tmp_path, cluster, db_name, app_repo, pm2_home, **overrides)
             "vars": hostvars,
         }
     }
+
+
+def plain_app_inventory(tmp_path, cluster, db_name, app_repo, pm2_home, **overrides):
+    """The inventory for examples/app-plain, through the inventory variables alone: `npm start` in
+    fork mode, no ecosystem file, Prisma, a health check that a 200 satisfies, the Prisma engine
+    download skipped in the build (see examples/app-plain/README.md)."""
+    inventory = local_inventory(tmp_path, cluster, db_name, app_repo, pm2_home, **overrides)
+    hostvars = inventory["all"]["vars"]
+    hostvars["app_root"] = os.path.join(str(tmp_path), "www", "plain-app")
+    plain = {
+        "app_name": "plain-app-" + os.urandom(3).hex(),
+        "migration_tool": "prisma",
+        "app_start": "npm start",
+        "app_exec_mode": "fork",
+        "app_instances": 1,
+        "app_build_env": {"PRISMA_SCHEMA_ENGINE_BINARY": "/bin/false"},
+    }
+    if "healthcheck_expect" not in overrides:
+        del hostvars["healthcheck_expect"]
+    hostvars.update((key, value) for key, value in plain.items() if key not in overrides)
+    return inventory

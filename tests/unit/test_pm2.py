@@ -4,6 +4,7 @@ the stability window, the release check and log tails."""
 import json
 
 import pytest
+from ansible_collections.maestro.deploy.plugins.module_utils import pm2
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (
     Pm2OutputError,
     StabilityWatch,
@@ -195,3 +196,51 @@ def test_the_app_does_not_inherit_the_deploys_session_name(before, after):
     environ = dict(before)
     forget_deploy_session_name(environ)
     assert environ == after
+
+
+def _exists(*files):
+    return lambda rel: rel in files
+
+
+@pytest.mark.parametrize("command, scripts, files, expected", [
+    ("npm start", {"start": "node server.js"}, ("server.js",),
+     dict(script="server.js", args=[], interpreter="node", node_args=[])),
+    ("npm start", {}, ("server.js",), dict(script="server.js", args=[], interpreter="node", node_args=[])),
+    ("npm run serve", {"serve": "next start -p 3000"}, ("node_modules/.bin/next",),
+     dict(script="node_modules/.bin/next", args=["start", "-p", "3000"], interpreter="node", node_args=[])),
+    ("npm start", {"start": "NODE_ENV=production node server.js"}, ("server.js",),
+     dict(script="npm", args=["start"], interpreter="none", node_args=[])),
+    ("node --env-file .env -r ./trace.js 'dist/main server.js' --port 3",
+     {}, ("dist/main server.js",),
+     dict(script="dist/main server.js", args=["--port", "3"], interpreter="node",
+          node_args=["--env-file", ".env", "-r", "./trace.js"])),
+    ("./bin/www", {}, ("bin/www",), dict(script="bin/www", args=[], interpreter="none", node_args=[])),
+])
+def test_resolve_start(command, scripts, files, expected):
+    got = pm2.resolve_start(command, scripts, _exists(*files))
+    assert dict((k, got[k]) for k in expected) == expected
+
+
+@pytest.mark.parametrize("command, why", [
+    ("node server.js | tee log", "shell syntax (|)"),
+    ("node $HOME/server.js", "shell syntax ($)"),
+    ("node server.js\nrm -rf /", "shell syntax"),
+    ("FOO=1 npm start", "variable assignment"),
+    ("node /etc/passwd", "not a path inside the release"),
+    ("node dist/../../x.js", "not a path inside the release"),
+    ("node missing.js", "missing.js is not in the release"),
+    ("npm start", "no scripts.start"),
+    ("python app.py", "is not npm, node"),
+    ("'unclosed", "cannot be split"),
+    ("", "empty"),
+])
+def test_resolve_start_refuses(command, why):
+    with pytest.raises(pm2.StartError) as err:
+        pm2.resolve_start(command, {}, _exists())
+    assert why in str(err.value)
+
+
+def test_script_config_carries_args_interpreter_and_node_args():
+    assert pm2.script_config("a", "npm", "/srv/a/current", "fork", 1, ["start"], "none", None) == {
+        "apps": [{"name": "a", "script": "npm", "cwd": "/srv/a/current", "exec_mode": "fork", "instances": 1,
+                  "args": ["start"], "interpreter": "none"}]}
