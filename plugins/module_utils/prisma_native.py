@@ -38,6 +38,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.sql_review import s
 TABLE = "_prisma_migrations"
 ADVISORY_LOCK_ID = 72707369
 MIGRATION_FILE = "migration.sql"
+BOM = "\ufeff"
 
 CREATE_TABLE_SQL = (
     'CREATE TABLE "_prisma_migrations" (\n'
@@ -75,8 +76,24 @@ class MigrationFailed(PrismaMigrateError):
 
 
 def checksum(data):
-    """Prisma's checksum: sha256 of migration.sql's bytes, lower-case hex."""
+    """Prisma's checksum: sha256 of migration.sql's bytes, lower-case hex (what a new row records)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def checksum_matches(script, recorded):
+    """Prisma's script_matches_checksum (schema-engine core, checksum.rs): the script matches a recorded
+    checksum as it is, with CRLF turned into LF, or with LF turned into CRLF (git autocrlf checkouts);
+    a recorded checksum that is not 64 characters long is the old format without zero padding."""
+    recorded = recorded or ""
+    for variant in (script, script.replace("\r\n", "\n"), script.replace("\n", "\r\n")):
+        digest = hashlib.sha256(variant.encode("utf-8")).digest()
+        if len(recorded) != 64 and recorded:
+            text = "".join("%x" % b for b in bytearray(digest))
+        else:
+            text = "".join("%02x" % b for b in bytearray(digest))
+        if text == recorded:
+            return True
+    return False
 
 
 def local_migrations(migrations_dir):
@@ -90,7 +107,14 @@ def local_migrations(migrations_dir):
             raise PrismaMigrateError("migration directory %s has no %s" % (name, MIGRATION_FILE), code="P3015")
         with open(path, "rb") as fh:
             data = fh.read()
-        found.append(dict(name=name, path=path, sql=data.decode("utf-8"), checksum=checksum(data)))
+        try:
+            script = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PrismaMigrateError("migration %s: %s is not UTF-8 (%s)" % (name, MIGRATION_FILE, exc),
+                                     code="P3015") from exc
+        # `script` is what the checksum covers; `sql` is what runs: a leading byte order mark is not SQL.
+        sql = script[1:] if script.startswith(BOM) else script
+        found.append(dict(name=name, path=path, script=script, sql=sql, checksum=checksum(data)))
     return found
 
 
@@ -149,7 +173,7 @@ def status(local, rows):
         bad = [r for r in mine if _is_failed(r)]
         if done:
             applied.append(mig["name"])
-            if all(r["checksum"] != mig["checksum"] for r in done):
+            if not any(_same_script(mig, r) for r in done):
                 modified.append(mig["name"])
         elif bad:
             failed.append(dict(name=mig["name"], started_at=_iso(bad[-1]["started_at"]), logs=bad[-1]["logs"]))
@@ -161,6 +185,12 @@ def status(local, rows):
                       for r in rows if _is_failed(r) and r["migration_name"] not in local_names]
     return dict(applied=applied, pending=pending, failed=failed + failed_unknown, modified=modified,
                 missing=missing)
+
+
+def _same_script(mig, row):
+    if row["checksum"] == mig["checksum"]:
+        return True
+    return "script" in mig and checksum_matches(mig["script"], row["checksum"])
 
 
 def current_version(rows):

@@ -16,7 +16,8 @@ description:
     reports what was pending, reviews the pending SQL for risky statements first and classifies each migration
     as C(additive) or C(destructive) for the rollback decision.
   - With O(engine=native) the module applies the migrations itself and records them in C(_prisma_migrations)
-    exactly as C(prisma migrate deploy) does (checksum = sha256 of C(migration.sql), C(started_at),
+    exactly as C(prisma migrate deploy) does (checksum = sha256 of C(migration.sql), compared as Prisma compares
+    it, ignoring CRLF/LF differences; a leading UTF-8 byte order mark is not executed; C(started_at),
     C(finished_at), C(logs) of a failed attempt, C(rolled_back_at), C(applied_steps_count)), holding Prisma's
     advisory lock C(72707369), so the Prisma CLI and Prisma Client agree afterwards. This works on hosts
     where the Prisma CLI cannot download its schema engine (air-gapped hosts).
@@ -167,11 +168,17 @@ pending:
   returned: always
   type: list
   elements: str
-failed:
-  description: Recorded failed migrations (name, started_at, logs).
+failed_migrations:
+  description:
+    - Recorded failed migrations that block O(command=deploy) (name, started_at, logs). Named so, not C(failed),
+      because Ansible reads a C(failed) key as the task's own failure.
   returned: always
   type: list
   elements: dict
+  sample:
+    - name: 20260301120000_add_index
+      started_at: "2026-03-01T12:00:00+00:00"
+      logs: "Migration failed to apply ..."
 modified:
   description: Applied migrations whose migration.sql changed since (checksum differs).
   returned: always
@@ -301,7 +308,7 @@ def main():
         module.fail_json(msg="cannot connect to %s: %s" % (describe(conn_kwargs), runner.mask(str(exc).strip())))
 
     result = dict(changed=False, engine="native", engine_reason="reads _prisma_migrations directly",
-                  applied=[], pending=[], failed=[], modified=[], missing=[], findings=[], classification=[])
+                  applied=[], pending=[], failed_migrations=[], modified=[], missing=[], findings=[], classification=[])
     with conn:
         try:
             body(module, runner, conn, db_schema, local, prisma, result)
@@ -319,7 +326,7 @@ def body(module, runner, conn, db_schema, local, prisma, result):
     state = pn.status(local, rows)
     version = pn.current_version(rows)
     result.update(from_version=version, to_version=version, modified=state["modified"], missing=state["missing"],
-                  failed=state["failed"])
+                  failed_migrations=state["failed"])
     for name in state["modified"]:
         module.warn("migration %s was edited after it was applied: its migration.sql checksum differs from the "
                     "one recorded in _prisma_migrations" % name)
@@ -364,7 +371,7 @@ def body(module, runner, conn, db_schema, local, prisma, result):
         after = pn.read_rows(conn)
         now = pn.status(local, after)
         result.update(applied=[n for n in now["applied"] if n in result["pending"]],
-                      to_version=pn.current_version(after), failed=now["failed"], pending=now["pending"])
+                      to_version=pn.current_version(after), failed_migrations=now["failed"], pending=now["pending"])
         result["changed"] = bool(result["applied"]) or bool(now["failed"])
         if error is not None:
             failed = [f["name"] for f in now["failed"]]
@@ -382,7 +389,7 @@ def body(module, runner, conn, db_schema, local, prisma, result):
                 pn.apply_migration(conn, mig)
             except pn.MigrationFailed as exc:
                 after = pn.read_rows(conn)
-                result.update(to_version=pn.current_version(after), failed=pn.status(local, after)["failed"],
+                result.update(to_version=pn.current_version(after), failed_migrations=pn.status(local, after)["failed"],
                               pending=[m["name"] for m in pending if m["name"] not in result["applied"]],
                               changed=True, failed_migration=mig["name"])
                 exc.msg = ("%s; the database is at %s (the migration is recorded as failed in _prisma_migrations: "
@@ -432,7 +439,7 @@ def resolve(module, runner, conn, db_schema, local, rows, prisma, result):
                 changed = pn.resolve_rolled_back(conn, name, fresh)
     after = pn.read_rows(conn)
     state = pn.status(local, after)
-    result.update(changed=changed, to_version=pn.current_version(after), failed=state["failed"],
+    result.update(changed=changed, to_version=pn.current_version(after), failed_migrations=state["failed"],
                   applied=state["applied"], pending=state["pending"])
 
 

@@ -194,3 +194,35 @@ def test_cli_engine_failure_is_reported_with_the_database_version(migrate, pg_cl
     assert "the database is at no migration" in run["msg"]
     assert run["cmd"][1:4] == ["migrate", "deploy", "--schema"]
     assert not table_exists(pg_cluster, pg_db, "items")
+
+
+def test_status_reports_a_failed_migration_without_failing(migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 4: `failed` (a list) in the result made Ansible read the task as failed ("Unknown error")."""
+    migrate()
+    bad = "20260301000000_concurrent_index"  # cannot run in a transaction: stays failed (P3009)
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY "nope_x_idx" ON "nope"("x");\n')
+    assert migrate().failed
+    status = migrate(command="status")
+    assert not status.failed, status.stdout
+    assert [f["name"] for f in status["failed_migrations"]] == [bad]
+    assert 'relation "nope" does not exist' in status["failed_migrations"][0]["logs"]
+    assert "failed" not in status.result or status["failed"] is False
+
+
+def test_crlf_checkout_is_not_modified_and_a_bom_file_applies(migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 4: Prisma compares checksums ignoring line endings and does not execute a leading BOM."""
+    migrate()
+    path = project / "prisma" / "migrations" / INIT / "migration.sql"
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    status = migrate(command="status")
+    assert status["modified"] == [] and status["applied"] == [INIT, NOTES], status.stdout
+    bom = "20260301000000_bom"
+    (project / "prisma" / "migrations" / bom).mkdir()
+    (project / "prisma" / "migrations" / bom / "migration.sql").write_bytes(
+        b'\xef\xbb\xbf-- CreateTable\r\nCREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\r\n')
+    deployed = migrate()
+    assert not deployed.failed, deployed.get("msg")
+    assert deployed["applied"] == [bom] and table_exists(pg_cluster, pg_db, "tags")
+    assert migrate(command="status")["modified"] == []
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc == 0 and "Database schema is up to date!" in out, out
