@@ -18,9 +18,10 @@ exactly as Prisma does, so the real CLI and Prisma Client agree with us afterwar
 
 One deliberate difference: Prisma sends migration.sql as one script without a transaction of
 its own. We wrap each migration and its bookkeeping row in one transaction on PostgreSQL, so a
-failed migration leaves no half-applied schema (the failed row and its logs are still
-recorded, as Prisma does). Scripts that cannot run in a transaction (CREATE INDEX
-CONCURRENTLY, explicit BEGIN/COMMIT, ...) run statement by statement, like Prisma.
+failed migration leaves no half-applied schema; it is recorded as failed and rolled back (its
+logs kept), which Prisma reads as not applied, so it does not block the next deploy (P3009).
+Scripts that cannot run in a transaction (CREATE INDEX CONCURRENTLY, explicit BEGIN/COMMIT,
+...) run statement by statement, like Prisma, and a failure there stays failed (P3009).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -210,9 +211,10 @@ def failed_message(failed):
         lines.append("The `%s` migration started at %s failed" % (f["name"], f["started_at"]))
     name = failed[0]["name"]
     lines.append(
-        "Fix the database by hand if the migration left anything behind, then mark it: resolve_rolled_back=%s "
-        "(prisma migrate resolve --rolled-back %s) to re-apply a fixed migration, or resolve_applied=%s if you "
-        "completed it by hand." % (name, name, name))
+        "It could not run in a transaction, so part of it may have stayed applied: fix the database by hand if "
+        "it left anything behind (e.g. an INVALID index of CREATE INDEX CONCURRENTLY), then mark it with this "
+        "module: command=resolve resolve_rolled_back=%s (prisma migrate resolve --rolled-back %s) and deploy a "
+        "fixed migration, or command=resolve resolve_applied=%s if you completed it by hand." % (name, name, name))
     return " ".join(lines)
 
 
@@ -260,35 +262,63 @@ def _error_logs(exc):
     return "\n\n".join(parts)
 
 
+INSERT_ROW = ('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) '
+              "VALUES (%s, %s, %s, %s, 0)")
+FINISH_ROW = ('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), '
+              "applied_steps_count = applied_steps_count + 1 WHERE id = %s")
+ROLLED_BACK_ROW = ('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, logs, rolled_back_at, '
+                   "applied_steps_count) VALUES (%s, %s, %s, %s, %s, clock_timestamp(), 0)")
+
+
 def apply_migration(conn, migration):
-    """Apply one migration and record it as Prisma does. Raises MigrationFailed (row recorded failed)."""
+    """Apply one migration and record it as Prisma does. Raises MigrationFailed.
+
+    In one transaction (the usual case) the attempt's row is written with the migration, so a failure leaves
+    nothing: it is then recorded as failed *and* rolled back (finished_at NULL, rolled_back_at set, logs kept),
+    which Prisma reads as "not applied" (no P3009; the next deploy applies it again). A script that cannot run
+    in a transaction runs statement by statement after its row is written, as Prisma runs it; a failure there
+    may leave earlier statements applied, so the row stays failed (P3009) until someone resolves it.
+    """
     import psycopg
 
     row_id = str(uuid.uuid4())
-    conn.execute(
-        'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) '
-        "VALUES (%s, %s, %s, now(), 0)", (row_id, migration["checksum"], migration["name"]))
+    started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     statements = split_statements(migration["sql"])
-    finish = ('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = applied_steps_count + 1 '
-              "WHERE id = %s")
-    try:
-        if needs_no_transaction(migration["sql"]):
+    if needs_no_transaction(migration["sql"]):
+        conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
+        try:
             for stmt in statements:
                 conn.execute(stmt.text.encode("utf-8"))
-            conn.execute(finish, (row_id,))
-        else:
-            with conn.transaction():
-                if statements:
-                    conn.execute(migration["sql"].encode("utf-8"))
-                conn.execute(finish, (row_id,))
+            conn.execute(FINISH_ROW, (row_id,))
+        except psycopg.Error as exc:
+            logs = _error_logs(exc)
+            if conn.info.transaction_status != 0:  # not idle: leave the aborted transaction first
+                conn.rollback()
+            conn.execute('UPDATE "_prisma_migrations" SET logs = %s WHERE id = %s', (logs, row_id))
+            raise MigrationFailed("migration %s failed: %s" % (migration["name"], _first_line(exc)),
+                                  migration=migration["name"], logs=logs, error=str(exc).strip(),
+                                  rolled_back=False) from exc
+        return row_id
+    try:
+        with conn.transaction():
+            conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
+            if statements:
+                conn.execute(migration["sql"].encode("utf-8"))
+            conn.execute(FINISH_ROW, (row_id,))
     except psycopg.Error as exc:
         logs = _error_logs(exc)
-        if conn.info.transaction_status != 0:  # not idle: leave the aborted transaction first
+        if conn.info.transaction_status != 0:
             conn.rollback()
-        conn.execute('UPDATE "_prisma_migrations" SET logs = %s WHERE id = %s', (logs, row_id))
-        raise MigrationFailed("migration %s failed: %s" % (migration["name"], str(exc).strip().splitlines()[0]),
-                              migration=migration["name"], logs=logs, error=str(exc).strip()) from exc
+        conn.execute(ROLLED_BACK_ROW, (row_id, migration["checksum"], migration["name"], started, logs))
+        raise MigrationFailed("migration %s failed: %s" % (migration["name"], _first_line(exc)),
+                              migration=migration["name"], logs=logs, error=str(exc).strip(),
+                              rolled_back=True) from exc
     return row_id
+
+
+def _first_line(exc):
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def resolve_applied(conn, migration, rows):

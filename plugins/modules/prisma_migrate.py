@@ -22,9 +22,12 @@ description:
     advisory lock C(72707369), so the Prisma CLI and Prisma Client agree afterwards. This works on hosts
     where the Prisma CLI cannot download its schema engine (air-gapped hosts).
   - "Difference from Prisma, on purpose: each migration and its bookkeeping row run in one transaction, so a
-    failed migration leaves no half-applied schema; it is still recorded as failed (with its logs), which blocks
-    later deploys as Prisma's P3009 does. Scripts that cannot run in a transaction (C(CREATE INDEX CONCURRENTLY),
-    explicit C(BEGIN)/C(COMMIT)) run statement by statement, as Prisma runs them."
+    failed migration leaves no half-applied schema; it is recorded as failed and rolled back (C(rolled_back_at)
+    set, its logs kept), which Prisma reads as not applied, so it does not block the next deploy (no P3009): a
+    fixed version of it deploys, and so does the previous release. Scripts that cannot run in a transaction
+    (C(CREATE INDEX CONCURRENTLY), explicit C(BEGIN)/C(COMMIT)) run statement by statement, as Prisma runs them;
+    a failure there stays recorded as failed and blocks later deploys (P3009) until resolved with
+    O(command=resolve)."
   - With O(engine=cli) the project's own Prisma CLI runs C(prisma migrate deploy|status|resolve); the pending
     list, SQL and review are still computed by this module before it runs.
   - C(changed) is true only when the set of applied migrations moved.
@@ -97,8 +100,8 @@ notes:
     C(deletes-data), C(not-null-without-default), C(index-without-concurrently), C(rename), C(alter-column-type),
     C(foreign-key-without-not-valid) and C(do-block). Indexes and foreign keys on a table created in the same
     migration are not findings.
-  - "A recorded failed migration blocks O(command=deploy) (Prisma P3009) until it is resolved. A database with
-    tables but no C(_prisma_migrations) is refused (Prisma P3005): baseline it with O(resolve_applied)."
+  - "A recorded failed (not rolled back) migration blocks O(command=deploy) (Prisma P3009) until it is resolved.
+    A database with tables but no C(_prisma_migrations) is refused (Prisma P3005): baseline it with O(resolve_applied)."
 requirements:
   - psycopg >= 3 on the managed host
   - the Prisma CLI in the project for O(engine=cli)
@@ -392,14 +395,27 @@ def body(module, runner, conn, db_schema, local, prisma, result):
                 result.update(to_version=pn.current_version(after), failed_migrations=pn.status(local, after)["failed"],
                               pending=[m["name"] for m in pending if m["name"] not in result["applied"]],
                               changed=True, failed_migration=mig["name"])
-                exc.msg = ("%s; the database is at %s (the migration is recorded as failed in _prisma_migrations: "
-                           "fix it, then resolve_rolled_back=%s)" % (exc.msg, result["to_version"] or "no migration",
-                                                                     mig["name"]))
+                exc.msg = failure_message(exc, mig["name"], result["to_version"])
                 raise
             result["applied"].append(mig["name"])
             result["changed"] = True
     result["pending"] = []
     result["to_version"] = pn.current_version(pn.read_rows(conn))
+
+
+def failure_message(exc, name, version):
+    """What happened to a failed migration, what state it left and what to do next."""
+    at = version or "no migration"
+    if exc.details.get("rolled_back"):
+        return ("%s. It ran in one transaction, which was rolled back: nothing of it was applied, the database is at "
+                "%s, and it is recorded in _prisma_migrations as failed and rolled back (its logs kept), so it does "
+                "not block the next deploy: fix the migration and deploy again, or deploy the previous release"
+                % (exc.msg, at))
+    return ("%s. It could not run in a transaction (statement by statement, as Prisma runs it), so the statements "
+            "before the failing one stayed applied; the database is at %s and the migration is recorded as failed, "
+            "which blocks later deploys (P3009). Fix the database by hand if it left anything behind (e.g. an "
+            "INVALID index), then run prisma_migrate command=resolve resolve_rolled_back=%s and deploy a fixed "
+            "migration, or command=resolve resolve_applied=%s if you completed it by hand" % (exc.msg, at, name, name))
 
 
 def resolve(module, runner, conn, db_schema, local, rows, prisma, result):

@@ -92,27 +92,62 @@ def test_drop_column_is_a_finding_and_review_fail_applies_nothing(migrate, proje
     assert plan["classification"][0]["class"] == "destructive"
 
 
-def test_failed_migration_is_recorded_blocks_deploy_then_resolves(migrate, project, pg_cluster, pg_db):
+def test_failed_transactional_migration_is_rolled_back_and_does_not_block(migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 3: our transaction undid it, so it is recorded failed *and* rolled back (logs kept): the next
+    deploy re-applies a fixed version, and a deploy of an older release (without it) is not blocked (no P3009)."""
     migrate()
     bad = "20260301000000_add_tags"
     add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\nALTER TABLE "nope" ADD "x" INT;\n')
     failed = migrate()
     assert failed.failed and failed["failed_migration"] == bad
     assert f"migration {bad} failed" in failed["msg"] and 'relation "nope" does not exist' in failed["msg"]
-    assert failed["to_version"] == NOTES
+    assert "rolled back" in failed["msg"] and "nothing of it was applied" in failed["msg"]
+    assert failed["to_version"] == NOTES and failed["failed_migrations"] == []
+    last = rows(pg_cluster, pg_db)[-1]
+    assert last[:4] == (bad, False, True, 0) and 'relation "nope" does not exist' in last[4]
+    assert not table_exists(pg_cluster, pg_db, "tags")  # our transaction: nothing half-applied
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert "have failed" not in out, out  # the Prisma CLI does not see it as failed either
+
+    shutil.rmtree(project / "prisma" / "migrations" / bad)  # the previous release, without the migration
+    older = migrate()
+    assert not older.failed, older.get("msg")
+    assert older["changed"] is False and older["to_version"] == NOTES
+
+    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')  # the fixed release
+    fixed = migrate()
+    assert not fixed.failed, fixed.get("msg")
+    assert fixed["applied"] == [bad] and fixed["to_version"] == bad
+    assert [r[:3] for r in rows(pg_cluster, pg_db)][-2:] == [(bad, False, True), (bad, True, False)]
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc == 0 and "Database schema is up to date!" in out, out
+
+
+def test_failed_non_transactional_migration_blocks_deploy_then_resolves(migrate, project, pg_cluster, pg_db):
+    """A script that could not run in a transaction may have left something behind: Prisma's P3009 stays, and the
+    message says how to resolve it with the module."""
+    migrate()
+    bad = "20260301000000_add_index"
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY "items_name_idx" ON "items"("name");\n'
+                                'CREATE INDEX CONCURRENTLY "nope_x_idx" ON "nope"("x");\n')
+    failed = migrate()
+    assert failed.failed and failed["failed_migration"] == bad
+    assert 'relation "nope" does not exist' in failed["msg"]
+    assert f"command=resolve resolve_rolled_back={bad}" in failed["msg"]
+    assert [f["name"] for f in failed["failed_migrations"]] == [bad]
     last = rows(pg_cluster, pg_db)[-1]
     assert last[:4] == (bad, False, False, 0) and 'relation "nope" does not exist' in last[4]
-    assert not table_exists(pg_cluster, pg_db, "tags")  # our transaction: nothing half-applied
     rc, out = cli_status(project, pg_cluster, pg_db)
     assert rc != 0 and f"have failed:\n{bad}" in out, out
 
     blocked = migrate()
-    assert blocked.failed and "P3009" in blocked["msg"] and f"resolve_rolled_back={bad}" in blocked["msg"]
+    assert blocked.failed and "P3009" in blocked["msg"]
+    assert f"command=resolve resolve_rolled_back={bad}" in blocked["msg"]
 
     resolved = migrate(command="resolve", resolve_rolled_back=bad)
     assert resolved["changed"] is True and resolved["pending"] == [bad]
     assert migrate(command="resolve", resolve_rolled_back=bad)["changed"] is False
-    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "items_name_idx" ON "items"("name");\n')
     fixed = migrate()
     assert fixed["applied"] == [bad] and fixed["to_version"] == bad
     rc, out = cli_status(project, pg_cluster, pg_db)
@@ -169,7 +204,7 @@ def test_prisma_cli_resolves_what_we_recorded_and_we_read_what_it_records(migrat
     """Both directions: the CLI's `migrate resolve` acts on our failed row, and we honour its rows."""
     migrate()
     bad = "20260301000000_add_tags"
-    add_migration(project, bad, 'ALTER TABLE "nope" ADD "x" INT;\n')
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY "nope_x_idx" ON "nope"("x");\n')  # stays failed
     assert migrate().failed
     proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--rolled-back", bad,
                   done_when=f"Migration {bad} marked as rolled back")
