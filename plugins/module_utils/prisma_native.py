@@ -34,6 +34,7 @@ import re
 import time
 import uuid
 
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_locks
 from ansible_collections.maestro.deploy.plugins.module_utils.sql_review import split_statements
 
 TABLE = "_prisma_migrations"
@@ -249,7 +250,7 @@ def needs_no_transaction(sql):
     return any(NO_TRANSACTION.match(s.code) for s in split_statements(sql))
 
 
-def _error_logs(exc):
+def _error_logs(exc, retry=None):
     """Logs text for a failed migration row, shaped like Prisma's (code, message, position)."""
     diag = getattr(exc, "diag", None)
     parts = ["Migration failed to apply (applied by maestro.deploy, native engine)."]
@@ -259,6 +260,8 @@ def _error_logs(exc):
     parts.append("Database error:\n%s" % str(exc).strip())
     if diag is not None and getattr(diag, "message_detail", None):
         parts.append("DETAIL: %s" % diag.message_detail)
+    if retry is not None and pg_locks.is_lock_timeout(exc):
+        parts.append(retry.why())
     return "\n\n".join(parts)
 
 
@@ -270,7 +273,35 @@ ROLLED_BACK_ROW = ('INSERT INTO "_prisma_migrations" (id, checksum, migration_na
                    "applied_steps_count) VALUES (%s, %s, %s, %s, %s, clock_timestamp(), 0)")
 
 
-def apply_migration(conn, migration):
+class LockRetry:
+    """How apply_migration waits for locks: the pauses before each retry, and who blocked us (a BlockerWatch)."""
+
+    def __init__(self, delays=(), watch=None, lock_timeout="", sleep=time.sleep):
+        self.delays = list(delays)
+        self.watch = watch
+        self.lock_timeout = lock_timeout
+        self.sleep = sleep
+        self.attempts = 0
+        self.blockers = []
+
+    def give_up(self, exc, attempt):
+        """True when `exc` is final; else pauses before the next attempt."""
+        if not pg_locks.is_lock_timeout(exc):
+            return True
+        if self.watch is not None and self.watch.blockers:
+            self.blockers = list(self.watch.blockers)
+        if attempt >= len(self.delays):
+            return True
+        self.sleep(self.delays[attempt])
+        return False
+
+    def why(self):
+        return ("lock_timeout %s was reached on each of %d attempts (pauses of %s s between them); blocked by: %s"
+                % (self.lock_timeout, self.attempts, ", ".join("%g" % d for d in self.delays) or "no",
+                   pg_locks.describe_blockers(self.blockers)))
+
+
+def apply_migration(conn, migration, retry=None):
     """Apply one migration and record it as Prisma does. Raises MigrationFailed.
 
     In one transaction (the usual case) the attempt's row is written with the migration, so a failure leaves
@@ -278,42 +309,69 @@ def apply_migration(conn, migration):
     which Prisma reads as "not applied" (no P3009; the next deploy applies it again). A script that cannot run
     in a transaction runs statement by statement after its row is written, as Prisma runs it; a failure there
     may leave earlier statements applied, so the row stays failed (P3009) until someone resolves it.
+
+    A statement that hits lock_timeout (the session's setting) is retried after the pauses of `retry`: the
+    whole transaction, or in a non-transactional script that one statement (not a CONCURRENTLY one, which
+    can leave an INVALID index behind).
     """
     import psycopg
 
+    retry = retry or LockRetry()
     row_id = str(uuid.uuid4())
     started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     statements = split_statements(migration["sql"])
     if needs_no_transaction(migration["sql"]):
         conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
+        retry.attempts = 0
         try:
             for stmt in statements:
-                conn.execute(stmt.text.encode("utf-8"))
+                attempt = 0
+                while True:
+                    retry.attempts = max(retry.attempts, attempt + 1)
+                    try:
+                        conn.execute(stmt.text.encode("utf-8"))
+                        break
+                    except psycopg.Error as exc:
+                        if conn.info.transaction_status != 0:
+                            conn.rollback()
+                        if NO_TRANSACTION.match(stmt.code) or retry.give_up(exc, attempt):
+                            raise
+                        attempt += 1
             conn.execute(FINISH_ROW, (row_id,))
         except psycopg.Error as exc:
-            logs = _error_logs(exc)
+            logs = _error_logs(exc, retry)
             if conn.info.transaction_status != 0:  # not idle: leave the aborted transaction first
                 conn.rollback()
             conn.execute('UPDATE "_prisma_migrations" SET logs = %s WHERE id = %s', (logs, row_id))
-            raise MigrationFailed("migration %s failed: %s" % (migration["name"], _first_line(exc)),
-                                  migration=migration["name"], logs=logs, error=str(exc).strip(),
-                                  rolled_back=False) from exc
+            raise _failed(migration, exc, logs, retry, rolled_back=False) from exc
         return row_id
-    try:
-        with conn.transaction():
-            conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
-            if statements:
-                conn.execute(migration["sql"].encode("utf-8"))
-            conn.execute(FINISH_ROW, (row_id,))
-    except psycopg.Error as exc:
-        logs = _error_logs(exc)
-        if conn.info.transaction_status != 0:
-            conn.rollback()
-        conn.execute(ROLLED_BACK_ROW, (row_id, migration["checksum"], migration["name"], started, logs))
-        raise MigrationFailed("migration %s failed: %s" % (migration["name"], _first_line(exc)),
-                              migration=migration["name"], logs=logs, error=str(exc).strip(),
-                              rolled_back=True) from exc
-    return row_id
+    attempt = 0
+    while True:
+        retry.attempts = attempt + 1
+        try:
+            with conn.transaction():
+                conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
+                if statements:
+                    conn.execute(migration["sql"].encode("utf-8"))
+                conn.execute(FINISH_ROW, (row_id,))
+            return row_id
+        except psycopg.Error as exc:
+            if conn.info.transaction_status != 0:
+                conn.rollback()
+            if not retry.give_up(exc, attempt):
+                attempt += 1
+                continue
+            logs = _error_logs(exc, retry)
+            conn.execute(ROLLED_BACK_ROW, (row_id, migration["checksum"], migration["name"], started, logs))
+            raise _failed(migration, exc, logs, retry, rolled_back=True) from exc
+
+
+def _failed(migration, exc, logs, retry, rolled_back):
+    lock = pg_locks.is_lock_timeout(exc)
+    what = "could not take its locks: %s" % retry.why() if lock else "failed: %s" % _first_line(exc)
+    return MigrationFailed("migration %s %s" % (migration["name"], what), migration=migration["name"], logs=logs,
+                           error=str(exc).strip(), rolled_back=rolled_back, lock_timeout=lock,
+                           blockers=retry.blockers if lock else [], lock_attempts=retry.attempts)
 
 
 def _first_line(exc):

@@ -84,10 +84,31 @@ options:
   prisma:
     description: Path to the Prisma CLI. Defaults to C(node_modules/.bin/prisma) in O(project_dir).
     type: path
-  lock_timeout:
-    description: Seconds to wait for Prisma's migration advisory lock before failing (native engine).
+  advisory_lock_timeout:
+    description:
+      - Seconds to wait for Prisma's migration advisory lock (held by another migrate run) before failing (native
+        engine). This was named O(lock_timeout) before O(lock_timeout) became the table lock bound.
     type: int
     default: 10
+  lock_timeout:
+    description:
+      - The longest any migration statement waits for a table lock (PostgreSQL C(lock_timeout) of the migration
+        session), e.g. C(3s), C(500ms), C(1min); a bare number is seconds. An C(ALTER TABLE) queued behind a long
+        transaction makes every later query on that table wait behind it: this bounds how long the app waits.
+      - When it expires the migration's transaction is rolled back (nothing applied, the app's queries go on) and
+        it is retried O(lock_retries) times after pauses of 1 s, doubling, at most 30 s. Giving up fails the task
+        naming the blocking sessions (RV(blockers)). The native engine sets it on its session; O(engine=cli)
+        only gets it as C(PGOPTIONS) in its environment, which Prisma's own engine does not read (no bound, no
+        retries there).
+    type: str
+    default: 3s
+  lock_retries:
+    description: How many times a migration that hit O(lock_timeout) is tried again (0 = once only).
+    type: int
+    default: 5
+  statement_timeout:
+    description: Optional PostgreSQL C(statement_timeout) of the migration session (same format as O(lock_timeout)).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -213,6 +234,24 @@ classification:
     - migration: 20260201090000_add_item_notes
       class: additive
       reasons: [only adds schema objects the previous release ignores]
+blockers:
+  description:
+    - When a migration gave up waiting for its locks, the sessions that held them (seen by C(pg_blocking_pids())
+      while it waited): C(pid), C(application_name), C(state), C(seconds) (age of their transaction) and the first
+      100 characters of their C(query).
+  returned: on a lock timeout
+  type: list
+  elements: dict
+  sample:
+    - pid: 4242
+      application_name: psql
+      state: idle in transaction
+      seconds: 312
+      query: SELECT count(*) FROM items
+lock_attempts:
+  description: How many times the failed migration was tried (lock timeouts are retried).
+  returned: on failure of a migration
+  type: int
 sql:
   description: Pending migrations' SQL (C(migration), C(sql)), in order.
   returned: when O(preview=true) or in check mode
@@ -223,11 +262,28 @@ sql:
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_locks  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import prisma_native as pn  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.database_url import (  # noqa: E402
     DatabaseUrlError, describe, parse_database_url)
 from ansible_collections.maestro.deploy.plugins.module_utils.migration_plan import review_pending  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
+
+
+def session_options(p):
+    """PGOPTIONS for a libpq tool (the CLI engine): the migration session's timeouts, validated above."""
+    opts = os.environ.get("PGOPTIONS", "").strip()
+    opts = (opts + " " if opts else "") + "-c lock_timeout=%s" % pg_locks.pg_duration(p["lock_timeout_ms"])
+    if p["statement_timeout_ms"]:
+        opts += " -c statement_timeout=%s" % pg_locks.pg_duration(p["statement_timeout_ms"])
+    return opts
+
+
+def set_session_timeouts(conn, p):
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (pg_locks.pg_duration(p["lock_timeout_ms"]),))
+    if p["statement_timeout_ms"]:
+        conn.execute("SELECT set_config('statement_timeout', %s, false)",
+                     (pg_locks.pg_duration(p["statement_timeout_ms"]),))
 
 
 def choose_engine(module, runner, prisma):
@@ -271,15 +327,24 @@ def main():
             prisma=dict(type="path"),
             review=dict(type="str", default="warn", choices=["off", "warn", "fail"]),
             preview=dict(type="bool", default=False),
-            lock_timeout=dict(type="int", default=10),
+            advisory_lock_timeout=dict(type="int", default=10),
+            lock_timeout=dict(type="str", default="3s"),
+            lock_retries=dict(type="int", default=5),
+            statement_timeout=dict(type="str"),
         ),
         mutually_exclusive=[("resolve_applied", "resolve_rolled_back")],
         required_if=[("command", "resolve", ("resolve_applied", "resolve_rolled_back"), True)],
         supports_check_mode=True,
     )
     p = module.params
-    if not os.path.isdir(p["project_dir"]):
-        module.fail_json(msg="project_dir %s does not exist or is not a directory" % p["project_dir"])
+    try:
+        p["lock_timeout_ms"] = pg_locks.parse_duration(p["lock_timeout"], "lock_timeout")
+        p["statement_timeout_ms"] = (pg_locks.parse_duration(p["statement_timeout"], "statement_timeout")
+                                     if p["statement_timeout"] not in (None, "") else None)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if p["lock_retries"] < 0 or p["lock_retries"] > 20:
+        module.fail_json(msg="lock_retries=%s: use 0 to 20" % p["lock_retries"])
     p["migrations_dir"] = os.path.join(p["project_dir"], p["migrations_dir"])
     p["schema"] = os.path.join(p["project_dir"], p["schema"])
     if not os.path.isdir(p["migrations_dir"]):
@@ -289,7 +354,8 @@ def main():
     except DatabaseUrlError as exc:
         module.fail_json(msg=str(exc))
     secrets = [p["database_url"], conn_kwargs.get("password")]
-    runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "CHECKPOINT_DISABLE": "1"},
+    runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "CHECKPOINT_DISABLE": "1",
+                                     "PGOPTIONS": session_options(p)},
                     secrets=secrets)
     prisma = p["prisma"] or os.path.join(p["project_dir"], "node_modules", ".bin", "prisma")
     if p["prisma"] and not os.access(prisma, os.X_OK):
@@ -314,7 +380,7 @@ def main():
                   applied=[], pending=[], failed_migrations=[], modified=[], missing=[], findings=[], classification=[])
     with conn:
         try:
-            body(module, runner, conn, db_schema, local, prisma, result)
+            body(module, runner, conn, db_schema, local, prisma, result, conn_kwargs)
         except pn.PrismaMigrateError as exc:
             result.update(exc.details)
             result.update(msg=runner.mask(exc.msg), code=exc.code, rc=1, cmd=result.get("cmd"),
@@ -323,7 +389,7 @@ def main():
     module.exit_json(**result)
 
 
-def body(module, runner, conn, db_schema, local, prisma, result):
+def body(module, runner, conn, db_schema, local, prisma, result, conn_kwargs):
     p = module.params
     rows = pn.read_rows(conn)
     state = pn.status(local, rows)
@@ -384,17 +450,26 @@ def body(module, runner, conn, db_schema, local, prisma, result):
             module.fail_json(**result)
         return
     result["cmd"] = ["native", "deploy"]
-    with pn.AdvisoryLock(conn, p["lock_timeout"]):
+    import psycopg
+
+    backend = conn.info.backend_pid
+    watch = pg_locks.BlockerWatch(lambda: psycopg.connect(autocommit=True, **conn_kwargs), lambda _c: [backend])
+    with pn.AdvisoryLock(conn, p["advisory_lock_timeout"]), watch:
         if pn.read_rows(conn) is None:
             pn.create_table(conn, db_schema)
+        set_session_timeouts(conn, p)
         for mig in pending:
+            watch.reset()
+            retry = pn.LockRetry(pg_locks.delays(p["lock_retries"]), watch, p["lock_timeout"])
             try:
-                pn.apply_migration(conn, mig)
+                pn.apply_migration(conn, mig, retry)
             except pn.MigrationFailed as exc:
                 after = pn.read_rows(conn)
                 result.update(to_version=pn.current_version(after), failed_migrations=pn.status(local, after)["failed"],
                               pending=[m["name"] for m in pending if m["name"] not in result["applied"]],
-                              changed=True, failed_migration=mig["name"])
+                              changed=True, failed_migration=mig["name"], lock_attempts=exc.details["lock_attempts"])
+                if exc.details.get("lock_timeout"):
+                    result["blockers"] = exc.details["blockers"]
                 exc.msg = failure_message(exc, mig["name"], result["to_version"])
                 raise
             result["applied"].append(mig["name"])
@@ -406,6 +481,12 @@ def body(module, runner, conn, db_schema, local, prisma, result):
 def failure_message(exc, name, version):
     """What happened to a failed migration, what state it left and what to do next."""
     at = version or "no migration"
+    if exc.details.get("lock_timeout") and exc.details.get("rolled_back"):
+        return ("%s. Nothing of it was applied (its transaction was rolled back each time, so the app's queries on "
+                "the table went on), the database is at %s and nothing needs restoring. End the blocking session or "
+                "wait until it is done (pg_terminate_backend(pid) if it is safe to cut), then deploy again; a larger "
+                "lock_timeout/lock_retries (migrate_lock_timeout, migrate_lock_retries) makes the app wait longer"
+                % (exc.msg, at))
     if exc.details.get("rolled_back"):
         return ("%s. It ran in one transaction, which was rolled back: nothing of it was applied, the database is at "
                 "%s, and it is recorded in _prisma_migrations as failed and rolled back (its logs kept), so it does "
@@ -445,7 +526,7 @@ def resolve(module, runner, conn, db_schema, local, rows, prisma, result):
         run_cli(module, runner, prisma, ["migrate", "resolve", flag, name])
         changed = True
     else:
-        with pn.AdvisoryLock(conn, p["lock_timeout"]):
+        with pn.AdvisoryLock(conn, p["advisory_lock_timeout"]):
             if pn.read_rows(conn) is None:
                 pn.create_table(conn, db_schema)
             fresh = pn.read_rows(conn)

@@ -2,6 +2,8 @@
 Prisma CLI 6.19 running offline (driver adapter), which reads back what we recorded in _prisma_migrations."""
 
 import shutil
+import threading
+import time
 
 import psycopg
 import pytest
@@ -261,3 +263,86 @@ def test_crlf_checkout_is_not_modified_and_a_bom_file_applies(migrate, project, 
     assert migrate(command="status")["modified"] == []
     rc, out = cli_status(project, pg_cluster, pg_db)
     assert rc == 0 and "Database schema is up to date!" in out, out
+
+
+class Probe:
+    """The app: `SELECT count(*) FROM items` every 100 ms on its own connection; records the longest wait."""
+
+    def __init__(self, cluster, db):
+        self.conn = psycopg.connect(autocommit=True, application_name="probe", **cluster.conninfo(db))
+        self.longest = 0.0
+        self.count = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.stop.is_set():
+            started = time.monotonic()
+            self.conn.execute("SELECT count(*) FROM items").fetchone()
+            self.longest = max(self.longest, time.monotonic() - started)
+            self.count += 1
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(10)
+        self.conn.close()
+
+
+@pytest.fixture
+def blocker(pg_cluster, pg_db):
+    """A session that read `items` in a transaction and stays open (ACCESS SHARE on items)."""
+    conn = psycopg.connect(application_name="long-report", **pg_cluster.conninfo(pg_db))
+    yield conn
+    conn.close()
+
+
+def columns(cluster, db, table):
+    with psycopg.connect(**cluster.conninfo(db)) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))]
+
+
+def test_migration_behind_a_long_transaction_gives_up_naming_it_and_the_app_keeps_serving(
+        migrate, project, pg_cluster, pg_db, blocker):
+    """Issue 15 item 1 (Done-when): lock_timeout 1s, 2 retries; the probe never waits more than 1 s + 1 s."""
+    migrate()
+    blocker.execute("SELECT count(*) FROM items").fetchone()  # BEGIN implicitly: ACCESS SHARE held
+    pid = blocker.info.backend_pid
+    name = "20260301000000_add_sku"
+    add_migration(project, name, 'ALTER TABLE "items" ADD COLUMN "sku" TEXT;\n')
+    with Probe(pg_cluster, pg_db) as probe:
+        run = migrate(lock_timeout="1s", lock_retries=2)
+    assert run.failed and run["failed_migration"] == name
+    assert "lock_timeout" in run["msg"] and f"pid {pid}" in run["msg"] and "long-report" in run["msg"], run["msg"]
+    assert "SELECT count(*) FROM items" in run["msg"] and "nothing of it was applied" in run["msg"].lower()
+    assert [b["pid"] for b in run["blockers"]] == [pid] and run["blockers"][0]["state"] == "idle in transaction"
+    assert run["lock_attempts"] == 3 and run["applied"] == [] and run["to_version"] == NOTES
+    assert probe.count > 10 and probe.longest < 2.0, probe.longest
+    print(run["msg"], "\nlongest probe wait %.3f s over %d probes" % (probe.longest, probe.count))
+    assert "sku" not in columns(pg_cluster, pg_db, "items")
+    assert [r[:3] for r in rows(pg_cluster, pg_db)][-1] == (name, False, True)  # rolled back: does not block
+    blocker.rollback()
+    assert migrate()["applied"] == [name]
+
+
+def test_migration_waits_out_a_blocker_that_ends_during_the_retries(migrate, project, pg_cluster, pg_db, blocker):
+    migrate()
+    blocker.execute("SELECT count(*) FROM items").fetchone()
+    name = "20260301000000_add_sku"
+    add_migration(project, name, 'ALTER TABLE "items" ADD COLUMN "sku" TEXT;\n')
+    ender = threading.Timer(4.0, blocker.rollback)  # ansible's start-up takes a few seconds of its own
+    ender.start()
+    try:
+        with Probe(pg_cluster, pg_db) as probe:
+            run = migrate(lock_timeout="1s", lock_retries=4)
+    finally:
+        ender.join()
+    assert not run.failed, run.get("msg")
+    assert run["applied"] == [name] and "sku" in columns(pg_cluster, pg_db, "items")
+    assert probe.longest < 2.0, probe.longest
+    assert [r[:3] for r in rows(pg_cluster, pg_db)][-1] == (name, True, False)

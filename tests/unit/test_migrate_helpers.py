@@ -212,3 +212,37 @@ def test_leading_bom_is_not_executed_but_is_in_the_checksum(tmp_path):
     found = pn.local_migrations(str(tmp_path))[0]
     assert found["sql"] == "CREATE TABLE a (id int);\n"
     assert found["checksum"] == hashlib.sha256(data).hexdigest()
+
+
+def test_lock_timeout_grammar_and_backoff():
+    from ansible_collections.maestro.deploy.plugins.module_utils import pg_locks
+
+    assert [pg_locks.parse_duration(v, "lock_timeout") for v in ("3s", "500ms", "1min", "10", 7)] == [
+        3000, 500, 60000, 10000, 7000]
+    for bad in ("0", "3 s", "3s; DROP TABLE x", "-1s", "1h", "", None, "1.5s", "3s\n;"):
+        with pytest.raises(ValueError) as err:
+            pg_locks.parse_duration(bad, "lock_timeout")
+        assert "lock_timeout=" in str(err.value)
+    assert pg_locks.pg_duration(3000) == "3000ms"
+    assert pg_locks.delays(7) == [1, 2, 4, 8, 16, 30, 30] and pg_locks.delays(0) == []
+
+
+def test_lock_retry_retries_only_lock_timeouts_and_names_the_blockers():
+    class Exc(Exception):
+        def __init__(self, sqlstate):
+            super().__init__(sqlstate)
+            self.sqlstate = sqlstate
+
+    class Watch:
+        blockers = [dict(pid=42, application_name="psql", state="idle in transaction", seconds=9,
+                         query="SELECT *\n  FROM items")]
+
+    slept = []
+    retry = pn.LockRetry([1, 2], Watch(), "1s", sleep=slept.append)
+    assert retry.give_up(Exc("55P03"), 0) is False and retry.give_up(Exc("55P03"), 1) is False
+    assert retry.give_up(Exc("55P03"), 2) is True and slept == [1, 2]
+    assert pn.LockRetry([1], None, "1s", sleep=slept.append).give_up(Exc("42P01"), 0) is True and slept == [1, 2]
+    retry.attempts = 3
+    assert retry.why() == ("lock_timeout 1s was reached on each of 3 attempts (pauses of 1, 2 s between them); "
+                           "blocked by: pid 42 (application_name 'psql', state 'idle in transaction', for 9 s): "
+                           "SELECT * FROM items")
