@@ -17,6 +17,9 @@ __metaclass__ = type
 
 import re
 import threading
+import time
+
+_sleep = time.sleep
 
 LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout expired (and NOWAIT)
 FIRST_DELAY = 1.0
@@ -63,6 +66,17 @@ def delays(retries, first=FIRST_DELAY, cap=MAX_DELAY):
 
 def is_lock_timeout(exc):
     return getattr(exc, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+_LOCK_TIMEOUT_TEXT = re.compile(r"\bLockNotAvailable\b|canceling statement due to lock timeout")
+
+
+class ToolError(Exception):
+    """A failure of a tool we ran (alembic), as LockRetry sees it: sqlstate 55P03 when its output says so."""
+
+    def __init__(self, text):
+        super(ToolError, self).__init__(text)
+        self.sqlstate = LOCK_NOT_AVAILABLE if _LOCK_TIMEOUT_TEXT.search(text or "") else None
 
 
 def blocker_rows(conn, pid):
@@ -142,3 +156,31 @@ def our_sessions(application_name):
     def pids(conn):
         return [r[0] for r in conn.execute(OUR_SESSIONS_SQL, (application_name,)).fetchall()]
     return pids
+
+
+class LockRetry:
+    """How apply_migration waits for locks: the pauses before each retry, and who blocked us (a BlockerWatch)."""
+
+    def __init__(self, delays=(), watch=None, lock_timeout="", sleep=_sleep):
+        self.delays = list(delays)
+        self.watch = watch
+        self.lock_timeout = lock_timeout
+        self.sleep = sleep
+        self.attempts = 0
+        self.blockers = []
+
+    def give_up(self, exc, attempt):
+        """True when `exc` is final; else pauses before the next attempt."""
+        if not is_lock_timeout(exc):
+            return True
+        if self.watch is not None and self.watch.blockers:
+            self.blockers = list(self.watch.blockers)
+        if attempt >= len(self.delays):
+            return True
+        self.sleep(self.delays[attempt])
+        return False
+
+    def why(self):
+        return ("lock_timeout %s was reached on each of %d attempts (pauses of %s s between them); blocked by: %s"
+                % (self.lock_timeout, self.attempts, ", ".join("%g" % d for d in self.delays) or "no",
+                   describe_blockers(self.blockers)))

@@ -273,32 +273,7 @@ ROLLED_BACK_ROW = ('INSERT INTO "_prisma_migrations" (id, checksum, migration_na
                    "applied_steps_count) VALUES (%s, %s, %s, %s, %s, clock_timestamp(), 0)")
 
 
-class LockRetry:
-    """How apply_migration waits for locks: the pauses before each retry, and who blocked us (a BlockerWatch)."""
-
-    def __init__(self, delays=(), watch=None, lock_timeout="", sleep=time.sleep):
-        self.delays = list(delays)
-        self.watch = watch
-        self.lock_timeout = lock_timeout
-        self.sleep = sleep
-        self.attempts = 0
-        self.blockers = []
-
-    def give_up(self, exc, attempt):
-        """True when `exc` is final; else pauses before the next attempt."""
-        if not pg_locks.is_lock_timeout(exc):
-            return True
-        if self.watch is not None and self.watch.blockers:
-            self.blockers = list(self.watch.blockers)
-        if attempt >= len(self.delays):
-            return True
-        self.sleep(self.delays[attempt])
-        return False
-
-    def why(self):
-        return ("lock_timeout %s was reached on each of %d attempts (pauses of %s s between them); blocked by: %s"
-                % (self.lock_timeout, self.attempts, ", ".join("%g" % d for d in self.delays) or "no",
-                   pg_locks.describe_blockers(self.blockers)))
+LockRetry = pg_locks.LockRetry
 
 
 def apply_migration(conn, migration, retry=None):

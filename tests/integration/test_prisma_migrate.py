@@ -3,13 +3,13 @@ Prisma CLI 6.19 running offline (driver adapter), which reads back what we recor
 
 import shutil
 import threading
-import time
 
 import psycopg
 import pytest
 
 from tests.support.migrate_run import run_module
 from tests.support.paths import EXAMPLE_APP, PRISMA
+from tests.support.pgprobe import Probe
 from tests.support.prisma_cli import prisma
 
 INIT = "20260119123744_init"
@@ -263,34 +263,6 @@ def test_crlf_checkout_is_not_modified_and_a_bom_file_applies(migrate, project, 
     assert migrate(command="status")["modified"] == []
     rc, out = cli_status(project, pg_cluster, pg_db)
     assert rc == 0 and "Database schema is up to date!" in out, out
-
-
-class Probe:
-    """The app: `SELECT count(*) FROM items` every 100 ms on its own connection; records the longest wait."""
-
-    def __init__(self, cluster, db):
-        self.conn = psycopg.connect(autocommit=True, application_name="probe", **cluster.conninfo(db))
-        self.longest = 0.0
-        self.count = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        while not self.stop.is_set():
-            started = time.monotonic()
-            self.conn.execute("SELECT count(*) FROM items").fetchone()
-            self.longest = max(self.longest, time.monotonic() - started)
-            self.count += 1
-            time.sleep(0.1)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(10)
-        self.conn.close()
 
 
 @pytest.fixture
