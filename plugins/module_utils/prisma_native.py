@@ -212,7 +212,8 @@ def failed_message(failed):
         lines.append("The `%s` migration started at %s failed" % (f["name"], f["started_at"]))
     name = failed[0]["name"]
     lines.append(
-        "It could not run in a transaction, so part of it may have stayed applied: fix the database by hand if "
+        "A failed migration that was not rolled back (a script that could not run in a transaction, a Prisma CLI "
+        "run, or a record of an older maestro.deploy) may have left part of it applied: fix the database by hand if "
         "it left anything behind (e.g. an INVALID index of CREATE INDEX CONCURRENTLY), then mark it with this "
         "module: command=resolve resolve_rolled_back=%s (prisma migrate resolve --rolled-back %s) and deploy a "
         "fixed migration, or command=resolve resolve_applied=%s if you completed it by hand." % (name, name, name))
