@@ -58,7 +58,7 @@ def pg_duration(ms):
 def delays(retries, first=FIRST_DELAY, cap=MAX_DELAY):
     """Pauses before each retry: first, doubling, at most cap."""
     out, delay = [], first
-    for _ in range(max(0, retries)):
+    for _step in range(max(0, retries)):
         out.append(min(delay, cap))
         delay *= 2
     return out

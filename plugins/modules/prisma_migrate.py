@@ -92,9 +92,9 @@ options:
     default: 10
   lock_timeout:
     description:
-      - The longest any migration statement waits for a table lock (PostgreSQL C(lock_timeout) of the migration
+      - "The longest any migration statement waits for a table lock (PostgreSQL C(lock_timeout) of the migration
         session), e.g. C(3s), C(500ms), C(1min); a bare number is seconds. An C(ALTER TABLE) queued behind a long
-        transaction makes every later query on that table wait behind it: this bounds how long the app waits.
+        transaction makes every later query on that table wait behind it; this bounds how long the app waits."
       - When it expires the migration's transaction is rolled back (nothing applied, the app's queries go on) and
         it is retried O(lock_retries) times after pauses of 1 s, doubling, at most 30 s. Giving up fails the task
         naming the blocking sessions (RV(blockers)). The native engine sets it on its session; O(engine=cli)
@@ -237,7 +237,7 @@ classification:
 blockers:
   description:
     - When a migration gave up waiting for its locks, the sessions that held them (seen by C(pg_blocking_pids())
-      while it waited): C(pid), C(application_name), C(state), C(seconds) (age of their transaction) and the first
+      while it waited), with C(pid), C(application_name), C(state), C(seconds) (age of their transaction) and the first
       100 characters of their C(query).
   returned: on a lock timeout
   type: list
