@@ -345,6 +345,8 @@ def main():
         module.fail_json(msg=str(exc))
     if p["lock_retries"] < 0 or p["lock_retries"] > 20:
         module.fail_json(msg="lock_retries=%s: use 0 to 20" % p["lock_retries"])
+    if not os.path.isdir(p["project_dir"]):
+        module.fail_json(msg="project_dir %s does not exist or is not a directory" % p["project_dir"])
     p["migrations_dir"] = os.path.join(p["project_dir"], p["migrations_dir"])
     p["schema"] = os.path.join(p["project_dir"], p["schema"])
     if not os.path.isdir(p["migrations_dir"]):
