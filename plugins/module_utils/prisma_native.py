@@ -18,9 +18,10 @@ exactly as Prisma does, so the real CLI and Prisma Client agree with us afterwar
 
 One deliberate difference: Prisma sends migration.sql as one script without a transaction of
 its own. We wrap each migration and its bookkeeping row in one transaction on PostgreSQL, so a
-failed migration leaves no half-applied schema (the failed row and its logs are still
-recorded, as Prisma does). Scripts that cannot run in a transaction (CREATE INDEX
-CONCURRENTLY, explicit BEGIN/COMMIT, ...) run statement by statement, like Prisma.
+failed migration leaves no half-applied schema; it is recorded as failed and rolled back (its
+logs kept), which Prisma reads as not applied, so it does not block the next deploy (P3009).
+Scripts that cannot run in a transaction (CREATE INDEX CONCURRENTLY, explicit BEGIN/COMMIT,
+...) run statement by statement, like Prisma, and a failure there stays failed (P3009).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -33,11 +34,13 @@ import re
 import time
 import uuid
 
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_locks
 from ansible_collections.maestro.deploy.plugins.module_utils.sql_review import split_statements
 
 TABLE = "_prisma_migrations"
 ADVISORY_LOCK_ID = 72707369
 MIGRATION_FILE = "migration.sql"
+BOM = "\ufeff"
 
 CREATE_TABLE_SQL = (
     'CREATE TABLE "_prisma_migrations" (\n'
@@ -75,8 +78,24 @@ class MigrationFailed(PrismaMigrateError):
 
 
 def checksum(data):
-    """Prisma's checksum: sha256 of migration.sql's bytes, lower-case hex."""
+    """Prisma's checksum: sha256 of migration.sql's bytes, lower-case hex (what a new row records)."""
     return hashlib.sha256(data).hexdigest()
+
+
+def checksum_matches(script, recorded):
+    """Prisma's script_matches_checksum (schema-engine core, checksum.rs): the script matches a recorded
+    checksum as it is, with CRLF turned into LF, or with LF turned into CRLF (git autocrlf checkouts);
+    a recorded checksum that is not 64 characters long is the old format without zero padding."""
+    recorded = recorded or ""
+    for variant in (script, script.replace("\r\n", "\n"), script.replace("\n", "\r\n")):
+        digest = hashlib.sha256(variant.encode("utf-8")).digest()
+        if len(recorded) != 64 and recorded:
+            text = "".join("%x" % b for b in bytearray(digest))
+        else:
+            text = "".join("%02x" % b for b in bytearray(digest))
+        if text == recorded:
+            return True
+    return False
 
 
 def local_migrations(migrations_dir):
@@ -90,7 +109,14 @@ def local_migrations(migrations_dir):
             raise PrismaMigrateError("migration directory %s has no %s" % (name, MIGRATION_FILE), code="P3015")
         with open(path, "rb") as fh:
             data = fh.read()
-        found.append(dict(name=name, path=path, sql=data.decode("utf-8"), checksum=checksum(data)))
+        try:
+            script = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise PrismaMigrateError("migration %s: %s is not UTF-8 (%s)" % (name, MIGRATION_FILE, exc),
+                                     code="P3015") from exc
+        # `script` is what the checksum covers; `sql` is what runs: a leading byte order mark is not SQL.
+        sql = script[1:] if script.startswith(BOM) else script
+        found.append(dict(name=name, path=path, script=script, sql=sql, checksum=checksum(data)))
     return found
 
 
@@ -149,7 +175,7 @@ def status(local, rows):
         bad = [r for r in mine if _is_failed(r)]
         if done:
             applied.append(mig["name"])
-            if all(r["checksum"] != mig["checksum"] for r in done):
+            if not any(_same_script(mig, r) for r in done):
                 modified.append(mig["name"])
         elif bad:
             failed.append(dict(name=mig["name"], started_at=_iso(bad[-1]["started_at"]), logs=bad[-1]["logs"]))
@@ -161,6 +187,12 @@ def status(local, rows):
                       for r in rows if _is_failed(r) and r["migration_name"] not in local_names]
     return dict(applied=applied, pending=pending, failed=failed + failed_unknown, modified=modified,
                 missing=missing)
+
+
+def _same_script(mig, row):
+    if row["checksum"] == mig["checksum"]:
+        return True
+    return "script" in mig and checksum_matches(mig["script"], row["checksum"])
 
 
 def current_version(rows):
@@ -180,9 +212,11 @@ def failed_message(failed):
         lines.append("The `%s` migration started at %s failed" % (f["name"], f["started_at"]))
     name = failed[0]["name"]
     lines.append(
-        "Fix the database by hand if the migration left anything behind, then mark it: resolve_rolled_back=%s "
-        "(prisma migrate resolve --rolled-back %s) to re-apply a fixed migration, or resolve_applied=%s if you "
-        "completed it by hand." % (name, name, name))
+        "A failed migration that was not rolled back (a script that could not run in a transaction, a Prisma CLI "
+        "run, or a record of an older maestro.deploy) may have left part of it applied: fix the database by hand if "
+        "it left anything behind (e.g. an INVALID index of CREATE INDEX CONCURRENTLY), then mark it with this "
+        "module: command=resolve resolve_rolled_back=%s (prisma migrate resolve --rolled-back %s) and deploy a "
+        "fixed migration, or command=resolve resolve_applied=%s if you completed it by hand." % (name, name, name))
     return " ".join(lines)
 
 
@@ -217,7 +251,7 @@ def needs_no_transaction(sql):
     return any(NO_TRANSACTION.match(s.code) for s in split_statements(sql))
 
 
-def _error_logs(exc):
+def _error_logs(exc, retry=None):
     """Logs text for a failed migration row, shaped like Prisma's (code, message, position)."""
     diag = getattr(exc, "diag", None)
     parts = ["Migration failed to apply (applied by maestro.deploy, native engine)."]
@@ -227,38 +261,98 @@ def _error_logs(exc):
     parts.append("Database error:\n%s" % str(exc).strip())
     if diag is not None and getattr(diag, "message_detail", None):
         parts.append("DETAIL: %s" % diag.message_detail)
+    if retry is not None and pg_locks.is_lock_timeout(exc):
+        parts.append(retry.why())
     return "\n\n".join(parts)
 
 
-def apply_migration(conn, migration):
-    """Apply one migration and record it as Prisma does. Raises MigrationFailed (row recorded failed)."""
+INSERT_ROW = ('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) '
+              "VALUES (%s, %s, %s, %s, 0)")
+FINISH_ROW = ('UPDATE "_prisma_migrations" SET finished_at = clock_timestamp(), '
+              "applied_steps_count = applied_steps_count + 1 WHERE id = %s")
+ROLLED_BACK_ROW = ('INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, logs, rolled_back_at, '
+                   "applied_steps_count) VALUES (%s, %s, %s, %s, %s, clock_timestamp(), 0)")
+
+
+LockRetry = pg_locks.LockRetry
+
+
+def apply_migration(conn, migration, retry=None):
+    """Apply one migration and record it as Prisma does. Raises MigrationFailed.
+
+    In one transaction (the usual case) the attempt's row is written with the migration, so a failure leaves
+    nothing: it is then recorded as failed *and* rolled back (finished_at NULL, rolled_back_at set, logs kept),
+    which Prisma reads as "not applied" (no P3009; the next deploy applies it again). A script that cannot run
+    in a transaction runs statement by statement after its row is written, as Prisma runs it; a failure there
+    may leave earlier statements applied, so the row stays failed (P3009) until someone resolves it.
+
+    A statement that hits lock_timeout (the session's setting) is retried after the pauses of `retry`: the
+    whole transaction, or in a non-transactional script that one statement (not a CONCURRENTLY one, which
+    can leave an INVALID index behind).
+    """
     import psycopg
 
+    retry = retry or LockRetry()
     row_id = str(uuid.uuid4())
-    conn.execute(
-        'INSERT INTO "_prisma_migrations" (id, checksum, migration_name, started_at, applied_steps_count) '
-        "VALUES (%s, %s, %s, now(), 0)", (row_id, migration["checksum"], migration["name"]))
+    started = conn.execute("SELECT clock_timestamp()").fetchone()[0]
     statements = split_statements(migration["sql"])
-    finish = ('UPDATE "_prisma_migrations" SET finished_at = now(), applied_steps_count = applied_steps_count + 1 '
-              "WHERE id = %s")
-    try:
-        if needs_no_transaction(migration["sql"]):
+    if needs_no_transaction(migration["sql"]):
+        conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
+        retry.attempts = 0
+        try:
             for stmt in statements:
-                conn.execute(stmt.text.encode("utf-8"))
-            conn.execute(finish, (row_id,))
-        else:
+                attempt = 0
+                while True:
+                    retry.attempts = max(retry.attempts, attempt + 1)
+                    try:
+                        conn.execute(stmt.text.encode("utf-8"))
+                        break
+                    except psycopg.Error as exc:
+                        if conn.info.transaction_status != 0:
+                            conn.rollback()
+                        if NO_TRANSACTION.match(stmt.code) or retry.give_up(exc, attempt):
+                            raise
+                        attempt += 1
+            conn.execute(FINISH_ROW, (row_id,))
+        except psycopg.Error as exc:
+            logs = _error_logs(exc, retry)
+            if conn.info.transaction_status != 0:  # not idle: leave the aborted transaction first
+                conn.rollback()
+            conn.execute('UPDATE "_prisma_migrations" SET logs = %s WHERE id = %s', (logs, row_id))
+            raise _failed(migration, exc, logs, retry, rolled_back=False) from exc
+        return row_id
+    attempt = 0
+    while True:
+        retry.attempts = attempt + 1
+        try:
             with conn.transaction():
+                conn.execute(INSERT_ROW, (row_id, migration["checksum"], migration["name"], started))
                 if statements:
                     conn.execute(migration["sql"].encode("utf-8"))
-                conn.execute(finish, (row_id,))
-    except psycopg.Error as exc:
-        logs = _error_logs(exc)
-        if conn.info.transaction_status != 0:  # not idle: leave the aborted transaction first
-            conn.rollback()
-        conn.execute('UPDATE "_prisma_migrations" SET logs = %s WHERE id = %s', (logs, row_id))
-        raise MigrationFailed("migration %s failed: %s" % (migration["name"], str(exc).strip().splitlines()[0]),
-                              migration=migration["name"], logs=logs, error=str(exc).strip()) from exc
-    return row_id
+                conn.execute(FINISH_ROW, (row_id,))
+            return row_id
+        except psycopg.Error as exc:
+            if conn.info.transaction_status != 0:
+                conn.rollback()
+            if not retry.give_up(exc, attempt):
+                attempt += 1
+                continue
+            logs = _error_logs(exc, retry)
+            conn.execute(ROLLED_BACK_ROW, (row_id, migration["checksum"], migration["name"], started, logs))
+            raise _failed(migration, exc, logs, retry, rolled_back=True) from exc
+
+
+def _failed(migration, exc, logs, retry, rolled_back):
+    lock = pg_locks.is_lock_timeout(exc)
+    what = "could not take its locks: %s" % retry.why() if lock else "failed: %s" % _first_line(exc)
+    return MigrationFailed("migration %s %s" % (migration["name"], what), migration=migration["name"], logs=logs,
+                           error=str(exc).strip(), rolled_back=rolled_back, lock_timeout=lock,
+                           blockers=retry.blockers if lock else [], lock_attempts=retry.attempts)
+
+
+def _first_line(exc):
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def resolve_applied(conn, migration, rows):

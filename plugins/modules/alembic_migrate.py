@@ -62,6 +62,23 @@ options:
         C(python -m alembic) runs).
       - Default is C(alembic) found next to the Python running this module, then on C(PATH).
     type: path
+  lock_timeout:
+    description:
+      - The longest any migration statement waits for a table lock, e.g. C(3s), C(500ms), C(1min) (a bare number is
+        seconds). It reaches Alembic's session as C(PGOPTIONS=-c lock_timeout=...) in its environment, which
+        libpq-based drivers (psycopg, psycopg2) apply; a URL or C(env.py) that sets its own options wins.
+      - When it expires the failed run is retried O(lock_retries) times after pauses of 1 s, doubling, at most 30 s
+        (with C(transactional_ddl) nothing of the failed run stays); giving up fails the task naming the blocking
+        sessions (RV(blockers)), seen with C(pg_blocking_pids()) from a second connection (psycopg on the host).
+    type: str
+    default: 3s
+  lock_retries:
+    description: How many times an upgrade or downgrade that hit O(lock_timeout) is run again (0 = once only).
+    type: int
+    default: 5
+  statement_timeout:
+    description: Optional PostgreSQL C(statement_timeout) of Alembic's session (same format as O(lock_timeout)).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -162,6 +179,16 @@ failed_migration:
   description: The revision that failed.
   returned: on failure of a migration
   type: str
+blockers:
+  description: On a lock timeout, the sessions that held the locks (C(pid), C(application_name), C(state), C(seconds),
+    the first 100 characters of C(query)).
+  returned: on a lock timeout
+  type: list
+  elements: dict
+lock_attempts:
+  description: How many times the failed upgrade or downgrade ran.
+  returned: on failure of a migration
+  type: int
 commands:
   description: The Alembic commands run (argv, rc, duration), without secrets.
   returned: always
@@ -174,7 +201,10 @@ import sys  # noqa: E402
 from urllib.parse import urlsplit  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
-from ansible_collections.maestro.deploy.plugins.module_utils import alembic_cli  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import alembic_cli, pg_locks  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.database_url import (  # noqa: E402
+    DatabaseUrlError, parse_database_url)
+from ansible_collections.maestro.deploy.plugins.module_utils.pg_connection import application_name  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.migration_plan import review_pending  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
@@ -223,6 +253,9 @@ def main():
             alembic=dict(type="path"),
             review=dict(type="str", default="warn", choices=["off", "warn", "fail"]),
             preview=dict(type="bool", default=False),
+            lock_timeout=dict(type="str", default="3s"),
+            lock_retries=dict(type="int", default=5),
+            statement_timeout=dict(type="str"),
         ),
         required_if=[("command", "downgrade", ("revision",))],
         supports_check_mode=True,
@@ -235,7 +268,22 @@ def main():
     if p["command"] == "downgrade" and p["revision"] in HEAD_NAMES:
         module.fail_json(msg="revision=%s: a downgrade needs an older revision (an id, base or -N)" % p["revision"])
 
-    runner = Runner(module, environ={"DATABASE_URL": p["database_url"]}, secrets=[p["database_url"], _password(p)])
+    try:
+        lock_ms = pg_locks.parse_duration(p["lock_timeout"], "lock_timeout")
+        stmt_ms = (pg_locks.parse_duration(p["statement_timeout"], "statement_timeout")
+                   if p["statement_timeout"] not in (None, "") else None)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if p["lock_retries"] < 0 or p["lock_retries"] > 20:
+        module.fail_json(msg="lock_retries=%s: use 0 to 20" % p["lock_retries"])
+    options = os.environ.get("PGOPTIONS", "").strip()
+    options = (options + " " if options else "") + "-c lock_timeout=%s" % pg_locks.pg_duration(lock_ms)
+    if stmt_ms:
+        options += " -c statement_timeout=%s" % pg_locks.pg_duration(stmt_ms)
+    # PGAPPNAME: how the watcher recognises Alembic's session (the run's name, as every session of ours).
+    runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "PGOPTIONS": options,
+                                     "PGAPPNAME": application_name()},
+                    secrets=[p["database_url"], _password(p)])
     exe = runner.bin("alembic", explicit=p["alembic"], opt_dirs=[os.path.dirname(sys.executable)])
     alembic = Alembic(module, runner, alembic_cli.alembic_argv(exe))
     result = dict(changed=False, applied=[], pending=[], findings=[], classification=[], commands=runner.history)
@@ -275,21 +323,56 @@ def main():
         result["changed"] = True
         module.exit_json(**result)
 
-    try:
-        alembic.run([p["command"], target], what="alembic %s %s" % (p["command"], target))
-    except CommandError as exc:
-        after = _current_or_none(alembic)
-        failed = alembic_cli.failed_revision(exc.stderr) or _first_not_done(steps, after, p["command"])
-        error = alembic_cli.db_error(exc.stderr, exc.stdout)
-        after_text = after or "no revision (empty)"
-        fail(module, result, exc, failed_migration=failed, to_version=after, changed=after != version,
-             applied=_done(steps, after, p["command"]),
-             msg="alembic %s: migration %s failed: %s; the database is at %s afterwards"
-             % (p["command"], failed, error, after_text))
+    retry = pg_locks.LockRetry(pg_locks.delays(p["lock_retries"]), None, p["lock_timeout"])
+    with watcher(module) as watch:
+        retry.watch = watch
+        attempt = 0
+        while True:
+            retry.attempts = attempt + 1
+            try:
+                alembic.run([p["command"], target], what="alembic %s %s" % (p["command"], target))
+                break
+            except CommandError as exc:
+                problem = pg_locks.ToolError((exc.stderr or "") + "\n" + (exc.stdout or ""))
+                if not retry.give_up(problem, attempt):
+                    attempt += 1
+                    continue
+                after = _current_or_none(alembic)
+                failed = alembic_cli.failed_revision(exc.stderr) or _first_not_done(steps, after, p["command"])
+                error = alembic_cli.db_error(exc.stderr, exc.stdout)
+                after_text = after or "no revision (empty)"
+                extra = dict(failed_migration=failed, to_version=after, changed=after != version,
+                             applied=_done(steps, after, p["command"]), lock_attempts=retry.attempts)
+                if pg_locks.is_lock_timeout(problem):
+                    extra["blockers"] = retry.blockers
+                    extra["msg"] = (
+                        "alembic %s: migration %s could not take its locks: %s. The database is at %s afterwards (%s); "
+                        "end the blocking session or wait until it is done, then run again" % (
+                            p["command"], failed, retry.why(), after_text,
+                            "nothing was applied" if after == version else "the revisions before it stayed applied"))
+                else:
+                    extra["msg"] = ("alembic %s: migration %s failed: %s; the database is at %s afterwards"
+                                    % (p["command"], failed, error, after_text))
+                fail(module, result, exc, **extra)
     after = _current_or_none(alembic)
     result.update(to_version=after, changed=after != version, applied=_done(steps, after, p["command"]),
                   pending=[s for s in result["pending"] if s not in _done(steps, after, p["command"])])
     module.exit_json(**result)
+
+
+def watcher(module):
+    """A BlockerWatch on Alembic's session(s) (our application_name), or a no-op without psycopg."""
+    try:
+        import psycopg
+        kwargs, _schema = parse_database_url(module.params["database_url"])
+    except (ImportError, DatabaseUrlError):
+        return pg_locks.BlockerWatch(_no_connection, lambda _c: [])
+    return pg_locks.BlockerWatch(lambda: psycopg.connect(autocommit=True, **kwargs),
+                                 pg_locks.our_sessions(application_name()))
+
+
+def _no_connection():
+    raise RuntimeError("psycopg is not installed here: blocking sessions cannot be named")
 
 
 def plan(module, alembic, result, command, version, target):

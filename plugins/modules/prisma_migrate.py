@@ -16,14 +16,18 @@ description:
     reports what was pending, reviews the pending SQL for risky statements first and classifies each migration
     as C(additive) or C(destructive) for the rollback decision.
   - With O(engine=native) the module applies the migrations itself and records them in C(_prisma_migrations)
-    exactly as C(prisma migrate deploy) does (checksum = sha256 of C(migration.sql), C(started_at),
+    exactly as C(prisma migrate deploy) does (checksum = sha256 of C(migration.sql), compared as Prisma compares
+    it, ignoring CRLF/LF differences; a leading UTF-8 byte order mark is not executed; C(started_at),
     C(finished_at), C(logs) of a failed attempt, C(rolled_back_at), C(applied_steps_count)), holding Prisma's
     advisory lock C(72707369), so the Prisma CLI and Prisma Client agree afterwards. This works on hosts
     where the Prisma CLI cannot download its schema engine (air-gapped hosts).
   - "Difference from Prisma, on purpose: each migration and its bookkeeping row run in one transaction, so a
-    failed migration leaves no half-applied schema; it is still recorded as failed (with its logs), which blocks
-    later deploys as Prisma's P3009 does. Scripts that cannot run in a transaction (C(CREATE INDEX CONCURRENTLY),
-    explicit C(BEGIN)/C(COMMIT)) run statement by statement, as Prisma runs them."
+    failed migration leaves no half-applied schema; it is recorded as failed and rolled back (C(rolled_back_at)
+    set, its logs kept), which Prisma reads as not applied, so it does not block the next deploy (no P3009): a
+    fixed version of it deploys, and so does the previous release. Scripts that cannot run in a transaction
+    (C(CREATE INDEX CONCURRENTLY), explicit C(BEGIN)/C(COMMIT)) run statement by statement, as Prisma runs them;
+    a failure there stays recorded as failed and blocks later deploys (P3009) until resolved with
+    O(command=resolve)."
   - With O(engine=cli) the project's own Prisma CLI runs C(prisma migrate deploy|status|resolve); the pending
     list, SQL and review are still computed by this module before it runs.
   - C(changed) is true only when the set of applied migrations moved.
@@ -80,10 +84,31 @@ options:
   prisma:
     description: Path to the Prisma CLI. Defaults to C(node_modules/.bin/prisma) in O(project_dir).
     type: path
-  lock_timeout:
-    description: Seconds to wait for Prisma's migration advisory lock before failing (native engine).
+  advisory_lock_timeout:
+    description:
+      - Seconds to wait for Prisma's migration advisory lock (held by another migrate run) before failing (native
+        engine). This was named O(lock_timeout) before O(lock_timeout) became the table lock bound.
     type: int
     default: 10
+  lock_timeout:
+    description:
+      - "The longest any migration statement waits for a table lock (PostgreSQL C(lock_timeout) of the migration
+        session), e.g. C(3s), C(500ms), C(1min); a bare number is seconds. An C(ALTER TABLE) queued behind a long
+        transaction makes every later query on that table wait behind it; this bounds how long the app waits."
+      - When it expires the migration's transaction is rolled back (nothing applied, the app's queries go on) and
+        it is retried O(lock_retries) times after pauses of 1 s, doubling, at most 30 s. Giving up fails the task
+        naming the blocking sessions (RV(blockers)). The native engine sets it on its session; O(engine=cli)
+        only gets it as C(PGOPTIONS) in its environment, which Prisma's own engine does not read (no bound, no
+        retries there).
+    type: str
+    default: 3s
+  lock_retries:
+    description: How many times a migration that hit O(lock_timeout) is tried again (0 = once only).
+    type: int
+    default: 5
+  statement_timeout:
+    description: Optional PostgreSQL C(statement_timeout) of the migration session (same format as O(lock_timeout)).
+    type: str
 attributes:
   check_mode:
     support: full
@@ -96,8 +121,8 @@ notes:
     C(deletes-data), C(not-null-without-default), C(index-without-concurrently), C(rename), C(alter-column-type),
     C(foreign-key-without-not-valid) and C(do-block). Indexes and foreign keys on a table created in the same
     migration are not findings.
-  - "A recorded failed migration blocks O(command=deploy) (Prisma P3009) until it is resolved. A database with
-    tables but no C(_prisma_migrations) is refused (Prisma P3005): baseline it with O(resolve_applied)."
+  - "A recorded failed (not rolled back) migration blocks O(command=deploy) (Prisma P3009) until it is resolved.
+    A database with tables but no C(_prisma_migrations) is refused (Prisma P3005): baseline it with O(resolve_applied)."
 requirements:
   - psycopg >= 3 on the managed host
   - the Prisma CLI in the project for O(engine=cli)
@@ -167,11 +192,17 @@ pending:
   returned: always
   type: list
   elements: str
-failed:
-  description: Recorded failed migrations (name, started_at, logs).
+failed_migrations:
+  description:
+    - Recorded failed migrations that block O(command=deploy) (name, started_at, logs). Named so, not C(failed),
+      because Ansible reads a C(failed) key as the task's own failure.
   returned: always
   type: list
   elements: dict
+  sample:
+    - name: 20260301120000_add_index
+      started_at: "2026-03-01T12:00:00+00:00"
+      logs: "Migration failed to apply ..."
 modified:
   description: Applied migrations whose migration.sql changed since (checksum differs).
   returned: always
@@ -203,6 +234,24 @@ classification:
     - migration: 20260201090000_add_item_notes
       class: additive
       reasons: [only adds schema objects the previous release ignores]
+blockers:
+  description:
+    - When a migration gave up waiting for its locks, the sessions that held them (seen by C(pg_blocking_pids())
+      while it waited), with C(pid), C(application_name), C(state), C(seconds) (age of their transaction) and the first
+      100 characters of their C(query).
+  returned: on a lock timeout
+  type: list
+  elements: dict
+  sample:
+    - pid: 4242
+      application_name: psql
+      state: idle in transaction
+      seconds: 312
+      query: SELECT count(*) FROM items
+lock_attempts:
+  description: How many times the failed migration was tried (lock timeouts are retried).
+  returned: on failure of a migration
+  type: int
 sql:
   description: Pending migrations' SQL (C(migration), C(sql)), in order.
   returned: when O(preview=true) or in check mode
@@ -213,11 +262,28 @@ sql:
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils import pg_locks  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import prisma_native as pn  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.database_url import (  # noqa: E402
     DatabaseUrlError, describe, parse_database_url)
 from ansible_collections.maestro.deploy.plugins.module_utils.migration_plan import review_pending  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
+
+
+def session_options(p):
+    """PGOPTIONS for a libpq tool (the CLI engine): the migration session's timeouts, validated above."""
+    opts = os.environ.get("PGOPTIONS", "").strip()
+    opts = (opts + " " if opts else "") + "-c lock_timeout=%s" % pg_locks.pg_duration(p["lock_timeout_ms"])
+    if p["statement_timeout_ms"]:
+        opts += " -c statement_timeout=%s" % pg_locks.pg_duration(p["statement_timeout_ms"])
+    return opts
+
+
+def set_session_timeouts(conn, p):
+    conn.execute("SELECT set_config('lock_timeout', %s, false)", (pg_locks.pg_duration(p["lock_timeout_ms"]),))
+    if p["statement_timeout_ms"]:
+        conn.execute("SELECT set_config('statement_timeout', %s, false)",
+                     (pg_locks.pg_duration(p["statement_timeout_ms"]),))
 
 
 def choose_engine(module, runner, prisma):
@@ -261,13 +327,24 @@ def main():
             prisma=dict(type="path"),
             review=dict(type="str", default="warn", choices=["off", "warn", "fail"]),
             preview=dict(type="bool", default=False),
-            lock_timeout=dict(type="int", default=10),
+            advisory_lock_timeout=dict(type="int", default=10),
+            lock_timeout=dict(type="str", default="3s"),
+            lock_retries=dict(type="int", default=5),
+            statement_timeout=dict(type="str"),
         ),
         mutually_exclusive=[("resolve_applied", "resolve_rolled_back")],
         required_if=[("command", "resolve", ("resolve_applied", "resolve_rolled_back"), True)],
         supports_check_mode=True,
     )
     p = module.params
+    try:
+        p["lock_timeout_ms"] = pg_locks.parse_duration(p["lock_timeout"], "lock_timeout")
+        p["statement_timeout_ms"] = (pg_locks.parse_duration(p["statement_timeout"], "statement_timeout")
+                                     if p["statement_timeout"] not in (None, "") else None)
+    except ValueError as exc:
+        module.fail_json(msg=str(exc))
+    if p["lock_retries"] < 0 or p["lock_retries"] > 20:
+        module.fail_json(msg="lock_retries=%s: use 0 to 20" % p["lock_retries"])
     if not os.path.isdir(p["project_dir"]):
         module.fail_json(msg="project_dir %s does not exist or is not a directory" % p["project_dir"])
     p["migrations_dir"] = os.path.join(p["project_dir"], p["migrations_dir"])
@@ -279,7 +356,8 @@ def main():
     except DatabaseUrlError as exc:
         module.fail_json(msg=str(exc))
     secrets = [p["database_url"], conn_kwargs.get("password")]
-    runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "CHECKPOINT_DISABLE": "1"},
+    runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "CHECKPOINT_DISABLE": "1",
+                                     "PGOPTIONS": session_options(p)},
                     secrets=secrets)
     prisma = p["prisma"] or os.path.join(p["project_dir"], "node_modules", ".bin", "prisma")
     if p["prisma"] and not os.access(prisma, os.X_OK):
@@ -301,10 +379,10 @@ def main():
         module.fail_json(msg="cannot connect to %s: %s" % (describe(conn_kwargs), runner.mask(str(exc).strip())))
 
     result = dict(changed=False, engine="native", engine_reason="reads _prisma_migrations directly",
-                  applied=[], pending=[], failed=[], modified=[], missing=[], findings=[], classification=[])
+                  applied=[], pending=[], failed_migrations=[], modified=[], missing=[], findings=[], classification=[])
     with conn:
         try:
-            body(module, runner, conn, db_schema, local, prisma, result)
+            body(module, runner, conn, db_schema, local, prisma, result, conn_kwargs)
         except pn.PrismaMigrateError as exc:
             result.update(exc.details)
             result.update(msg=runner.mask(exc.msg), code=exc.code, rc=1, cmd=result.get("cmd"),
@@ -313,13 +391,13 @@ def main():
     module.exit_json(**result)
 
 
-def body(module, runner, conn, db_schema, local, prisma, result):
+def body(module, runner, conn, db_schema, local, prisma, result, conn_kwargs):
     p = module.params
     rows = pn.read_rows(conn)
     state = pn.status(local, rows)
     version = pn.current_version(rows)
     result.update(from_version=version, to_version=version, modified=state["modified"], missing=state["missing"],
-                  failed=state["failed"])
+                  failed_migrations=state["failed"])
     for name in state["modified"]:
         module.warn("migration %s was edited after it was applied: its migration.sql checksum differs from the "
                     "one recorded in _prisma_migrations" % name)
@@ -364,7 +442,7 @@ def body(module, runner, conn, db_schema, local, prisma, result):
         after = pn.read_rows(conn)
         now = pn.status(local, after)
         result.update(applied=[n for n in now["applied"] if n in result["pending"]],
-                      to_version=pn.current_version(after), failed=now["failed"], pending=now["pending"])
+                      to_version=pn.current_version(after), failed_migrations=now["failed"], pending=now["pending"])
         result["changed"] = bool(result["applied"]) or bool(now["failed"])
         if error is not None:
             failed = [f["name"] for f in now["failed"]]
@@ -374,25 +452,53 @@ def body(module, runner, conn, db_schema, local, prisma, result):
             module.fail_json(**result)
         return
     result["cmd"] = ["native", "deploy"]
-    with pn.AdvisoryLock(conn, p["lock_timeout"]):
+    import psycopg
+
+    backend = conn.info.backend_pid
+    watch = pg_locks.BlockerWatch(lambda: psycopg.connect(autocommit=True, **conn_kwargs), lambda _c: [backend])
+    with pn.AdvisoryLock(conn, p["advisory_lock_timeout"]), watch:
         if pn.read_rows(conn) is None:
             pn.create_table(conn, db_schema)
+        set_session_timeouts(conn, p)
         for mig in pending:
+            watch.reset()
+            retry = pn.LockRetry(pg_locks.delays(p["lock_retries"]), watch, p["lock_timeout"])
             try:
-                pn.apply_migration(conn, mig)
+                pn.apply_migration(conn, mig, retry)
             except pn.MigrationFailed as exc:
                 after = pn.read_rows(conn)
-                result.update(to_version=pn.current_version(after), failed=pn.status(local, after)["failed"],
+                result.update(to_version=pn.current_version(after), failed_migrations=pn.status(local, after)["failed"],
                               pending=[m["name"] for m in pending if m["name"] not in result["applied"]],
-                              changed=True, failed_migration=mig["name"])
-                exc.msg = ("%s; the database is at %s (the migration is recorded as failed in _prisma_migrations: "
-                           "fix it, then resolve_rolled_back=%s)" % (exc.msg, result["to_version"] or "no migration",
-                                                                     mig["name"]))
+                              changed=True, failed_migration=mig["name"], lock_attempts=exc.details["lock_attempts"])
+                if exc.details.get("lock_timeout"):
+                    result["blockers"] = exc.details["blockers"]
+                exc.msg = failure_message(exc, mig["name"], result["to_version"])
                 raise
             result["applied"].append(mig["name"])
             result["changed"] = True
     result["pending"] = []
     result["to_version"] = pn.current_version(pn.read_rows(conn))
+
+
+def failure_message(exc, name, version):
+    """What happened to a failed migration, what state it left and what to do next."""
+    at = version or "no migration"
+    if exc.details.get("lock_timeout") and exc.details.get("rolled_back"):
+        return ("%s. Nothing of it was applied (its transaction was rolled back each time, so the app's queries on "
+                "the table went on), the database is at %s and nothing needs restoring. End the blocking session or "
+                "wait until it is done (pg_terminate_backend(pid) if it is safe to cut), then deploy again; a larger "
+                "lock_timeout/lock_retries (migrate_lock_timeout, migrate_lock_retries) makes the app wait longer"
+                % (exc.msg, at))
+    if exc.details.get("rolled_back"):
+        return ("%s. It ran in one transaction, which was rolled back: nothing of it was applied, the database is at "
+                "%s, and it is recorded in _prisma_migrations as failed and rolled back (its logs kept), so it does "
+                "not block the next deploy: fix the migration and deploy again, or deploy the previous release"
+                % (exc.msg, at))
+    return ("%s. It could not run in a transaction (statement by statement, as Prisma runs it), so the statements "
+            "before the failing one stayed applied; the database is at %s and the migration is recorded as failed, "
+            "which blocks later deploys (P3009). Fix the database by hand if it left anything behind (e.g. an "
+            "INVALID index), then run prisma_migrate command=resolve resolve_rolled_back=%s and deploy a fixed "
+            "migration, or command=resolve resolve_applied=%s if you completed it by hand" % (exc.msg, at, name, name))
 
 
 def resolve(module, runner, conn, db_schema, local, rows, prisma, result):
@@ -422,7 +528,7 @@ def resolve(module, runner, conn, db_schema, local, rows, prisma, result):
         run_cli(module, runner, prisma, ["migrate", "resolve", flag, name])
         changed = True
     else:
-        with pn.AdvisoryLock(conn, p["lock_timeout"]):
+        with pn.AdvisoryLock(conn, p["advisory_lock_timeout"]):
             if pn.read_rows(conn) is None:
                 pn.create_table(conn, db_schema)
             fresh = pn.read_rows(conn)
@@ -432,7 +538,7 @@ def resolve(module, runner, conn, db_schema, local, rows, prisma, result):
                 changed = pn.resolve_rolled_back(conn, name, fresh)
     after = pn.read_rows(conn)
     state = pn.status(local, after)
-    result.update(changed=changed, to_version=pn.current_version(after), failed=state["failed"],
+    result.update(changed=changed, to_version=pn.current_version(after), failed_migrations=state["failed"],
                   applied=state["applied"], pending=state["pending"])
 
 

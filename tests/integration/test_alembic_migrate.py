@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.migrate_run import run_module
 from tests.support.paths import EXAMPLE_APP
+from tests.support.pgprobe import Probe
 
 
 @pytest.fixture
@@ -157,3 +158,26 @@ def test_missing_project_dir_and_wrong_url_fail_clearly(migrate, pg_cluster, pg_
     wrong = migrate(url=pg_cluster.url(pg_db).replace(pg_cluster.app_password, "wrong-password"))
     assert wrong.failed and "password authentication failed" in wrong["msg"]
     assert "wrong-password" not in wrong.stdout
+
+
+def test_upgrade_behind_a_long_transaction_gives_up_naming_it_and_the_app_keeps_serving(
+        migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 1 for Alembic: lock_timeout reaches the session through PGOPTIONS; retried, then named."""
+    assert not migrate().failed
+    add_revision(project, "0003_add_sku", "0002_add_item_notes", 'op.execute("ALTER TABLE items ADD COLUMN sku TEXT")')
+    blocker = psycopg.connect(application_name="long-report", **pg_cluster.conninfo(pg_db))
+    try:
+        blocker.execute("SELECT count(*) FROM items").fetchone()  # ACCESS SHARE held, transaction left open
+        pid = blocker.info.backend_pid
+        with Probe(pg_cluster, pg_db) as probe:
+            run = migrate(lock_timeout="1s", lock_retries=1)
+        assert run.failed and run["failed_migration"] == "0003_add_sku", run.result
+        assert "lock_timeout" in run["msg"] and f"pid {pid}" in run["msg"] and "long-report" in run["msg"], run["msg"]
+        assert [b["pid"] for b in run["blockers"]] == [pid] and run["lock_attempts"] == 2
+        assert run["to_version"] == "0002_add_item_notes" and db_version(pg_cluster, pg_db) == "0002_add_item_notes"
+        assert "sku" not in columns(pg_cluster, pg_db, "items")
+        assert probe.longest < 2.0, probe.longest
+        blocker.rollback()
+    finally:
+        blocker.close()
+    assert migrate()["applied"] == ["0003_add_sku"]

@@ -12,6 +12,7 @@ import pytest
 from tests.support.apprepo import make_variant
 from tests.support.http import get_json, post_json, wait_for_health
 from tests.support.inventory import local_inventory
+from tests.support.pgprobe import Probe
 
 BAD_ALEMBIC = '''"""bad: a good statement, then one that fails."""
 from alembic import op
@@ -273,6 +274,34 @@ def test_prisma_deploy_v1_to_v2(deploy_env):
     body = wait_for_health(env.url)
     assert body["schema_version"] == "20260201090000_add_item_notes"
     assert env.history()["releases"][-1]["db_class"] == "additive"
+
+
+def test_prisma_migration_behind_a_long_transaction_fails_naming_it_and_needs_no_restore(deploy_env, pg_cluster):
+    """Issue 15 item 1, end to end: the deploy fails in migrate naming the blocker, v1 keeps serving, the app's
+    queries on the table wait at most lock_timeout + 1 s, nothing is applied and the rescue restores nothing."""
+    env = deploy_env
+    env_vars = {"migration_tool": "prisma", "migrate_lock_timeout": "1s", "migrate_lock_retries": 1}
+    sku = "20260301000000_add_sku"
+    make_variant(env.repo, "v3-sku", files={f"prisma/migrations/{sku}/migration.sql":
+                                            'ALTER TABLE "items" ADD COLUMN "sku" TEXT;\n'})
+    assert_ok(env.deploy("v2", extravars=env_vars))
+    blocker = psycopg.connect(application_name="long-report", **pg_cluster.conninfo(env.db))
+    try:
+        blocker.execute("SELECT count(*) FROM items").fetchone()  # ACCESS SHARE, transaction left open
+        with Probe(pg_cluster, env.db) as probe:
+            run = env.deploy("v3-sku", extravars=env_vars)
+        assert not run.ok
+        assert "DEPLOY FAILED in stage migrate" in run.stdout
+        assert f"pid {blocker.info.backend_pid}" in run.stdout and "long-report" in run.stdout
+        assert probe.longest < 2.0, probe.longest
+    finally:
+        blocker.close()
+    assert env.health()["revision"] == env.shas["v2"]
+    assert env.sql("SELECT count(*) FROM information_schema.columns WHERE column_name = 'sku'") == [(0,)]
+    assert env.sql("SELECT finished_at IS NULL, rolled_back_at IS NOT NULL FROM _prisma_migrations "
+                   f"WHERE migration_name = '{sku}'") == [(True, True)]
+    event = env.history()["events"][-1]
+    assert event["outcome"] == "failed" and event["stage"] == "migrate" and event["database_restored"] is False
 
 
 def test_check_mode_deploy_changes_nothing(deploy_env):

@@ -2,12 +2,14 @@
 Prisma CLI 6.19 running offline (driver adapter), which reads back what we recorded in _prisma_migrations."""
 
 import shutil
+import threading
 
 import psycopg
 import pytest
 
 from tests.support.migrate_run import run_module
 from tests.support.paths import EXAMPLE_APP, PRISMA
+from tests.support.pgprobe import Probe
 from tests.support.prisma_cli import prisma
 
 INIT = "20260119123744_init"
@@ -92,27 +94,62 @@ def test_drop_column_is_a_finding_and_review_fail_applies_nothing(migrate, proje
     assert plan["classification"][0]["class"] == "destructive"
 
 
-def test_failed_migration_is_recorded_blocks_deploy_then_resolves(migrate, project, pg_cluster, pg_db):
+def test_failed_transactional_migration_is_rolled_back_and_does_not_block(migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 3: our transaction undid it, so it is recorded failed *and* rolled back (logs kept): the next
+    deploy re-applies a fixed version, and a deploy of an older release (without it) is not blocked (no P3009)."""
     migrate()
     bad = "20260301000000_add_tags"
     add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\nALTER TABLE "nope" ADD "x" INT;\n')
     failed = migrate()
     assert failed.failed and failed["failed_migration"] == bad
     assert f"migration {bad} failed" in failed["msg"] and 'relation "nope" does not exist' in failed["msg"]
-    assert failed["to_version"] == NOTES
+    assert "rolled back" in failed["msg"] and "nothing of it was applied" in failed["msg"]
+    assert failed["to_version"] == NOTES and failed["failed_migrations"] == []
+    last = rows(pg_cluster, pg_db)[-1]
+    assert last[:4] == (bad, False, True, 0) and 'relation "nope" does not exist' in last[4]
+    assert not table_exists(pg_cluster, pg_db, "tags")  # our transaction: nothing half-applied
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert "have failed" not in out, out  # the Prisma CLI does not see it as failed either
+
+    shutil.rmtree(project / "prisma" / "migrations" / bad)  # the previous release, without the migration
+    older = migrate()
+    assert not older.failed, older.get("msg")
+    assert older["changed"] is False and older["to_version"] == NOTES
+
+    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')  # the fixed release
+    fixed = migrate()
+    assert not fixed.failed, fixed.get("msg")
+    assert fixed["applied"] == [bad] and fixed["to_version"] == bad
+    assert [r[:3] for r in rows(pg_cluster, pg_db)][-2:] == [(bad, False, True), (bad, True, False)]
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc == 0 and "Database schema is up to date!" in out, out
+
+
+def test_failed_non_transactional_migration_blocks_deploy_then_resolves(migrate, project, pg_cluster, pg_db):
+    """A script that could not run in a transaction may have left something behind: Prisma's P3009 stays, and the
+    message says how to resolve it with the module."""
+    migrate()
+    bad = "20260301000000_add_index"
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY "items_name_idx" ON "items"("name");\n'
+                                'CREATE INDEX CONCURRENTLY "nope_x_idx" ON "nope"("x");\n')
+    failed = migrate()
+    assert failed.failed and failed["failed_migration"] == bad
+    assert 'relation "nope" does not exist' in failed["msg"]
+    assert f"command=resolve resolve_rolled_back={bad}" in failed["msg"]
+    assert [f["name"] for f in failed["failed_migrations"]] == [bad]
     last = rows(pg_cluster, pg_db)[-1]
     assert last[:4] == (bad, False, False, 0) and 'relation "nope" does not exist' in last[4]
-    assert not table_exists(pg_cluster, pg_db, "tags")  # our transaction: nothing half-applied
     rc, out = cli_status(project, pg_cluster, pg_db)
     assert rc != 0 and f"have failed:\n{bad}" in out, out
 
     blocked = migrate()
-    assert blocked.failed and "P3009" in blocked["msg"] and f"resolve_rolled_back={bad}" in blocked["msg"]
+    assert blocked.failed and "P3009" in blocked["msg"]
+    assert f"command=resolve resolve_rolled_back={bad}" in blocked["msg"]
 
     resolved = migrate(command="resolve", resolve_rolled_back=bad)
     assert resolved["changed"] is True and resolved["pending"] == [bad]
     assert migrate(command="resolve", resolve_rolled_back=bad)["changed"] is False
-    add_migration(project, bad, 'CREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\n')
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY IF NOT EXISTS "items_name_idx" ON "items"("name");\n')
     fixed = migrate()
     assert fixed["applied"] == [bad] and fixed["to_version"] == bad
     rc, out = cli_status(project, pg_cluster, pg_db)
@@ -169,7 +206,7 @@ def test_prisma_cli_resolves_what_we_recorded_and_we_read_what_it_records(migrat
     """Both directions: the CLI's `migrate resolve` acts on our failed row, and we honour its rows."""
     migrate()
     bad = "20260301000000_add_tags"
-    add_migration(project, bad, 'ALTER TABLE "nope" ADD "x" INT;\n')
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY "nope_x_idx" ON "nope"("x");\n')  # stays failed
     assert migrate().failed
     proc = prisma(str(project), pg_cluster.url(pg_db), "migrate", "resolve", "--rolled-back", bad,
                   done_when=f"Migration {bad} marked as rolled back")
@@ -194,3 +231,90 @@ def test_cli_engine_failure_is_reported_with_the_database_version(migrate, pg_cl
     assert "the database is at no migration" in run["msg"]
     assert run["cmd"][1:4] == ["migrate", "deploy", "--schema"]
     assert not table_exists(pg_cluster, pg_db, "items")
+
+
+def test_status_reports_a_failed_migration_without_failing(migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 4: `failed` (a list) in the result made Ansible read the task as failed ("Unknown error")."""
+    migrate()
+    bad = "20260301000000_concurrent_index"  # cannot run in a transaction: stays failed (P3009)
+    add_migration(project, bad, 'CREATE INDEX CONCURRENTLY "nope_x_idx" ON "nope"("x");\n')
+    assert migrate().failed
+    status = migrate(command="status")
+    assert not status.failed, status.stdout
+    assert [f["name"] for f in status["failed_migrations"]] == [bad]
+    assert 'relation "nope" does not exist' in status["failed_migrations"][0]["logs"]
+    assert "failed" not in status.result or status["failed"] is False
+
+
+def test_crlf_checkout_is_not_modified_and_a_bom_file_applies(migrate, project, pg_cluster, pg_db):
+    """Issue 15 item 4: Prisma compares checksums ignoring line endings and does not execute a leading BOM."""
+    migrate()
+    path = project / "prisma" / "migrations" / INIT / "migration.sql"
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    status = migrate(command="status")
+    assert status["modified"] == [] and status["applied"] == [INIT, NOTES], status.stdout
+    bom = "20260301000000_bom"
+    (project / "prisma" / "migrations" / bom).mkdir()
+    (project / "prisma" / "migrations" / bom / "migration.sql").write_bytes(
+        b'\xef\xbb\xbf-- CreateTable\r\nCREATE TABLE "tags" ("id" SERIAL PRIMARY KEY);\r\n')
+    deployed = migrate()
+    assert not deployed.failed, deployed.get("msg")
+    assert deployed["applied"] == [bom] and table_exists(pg_cluster, pg_db, "tags")
+    assert migrate(command="status")["modified"] == []
+    rc, out = cli_status(project, pg_cluster, pg_db)
+    assert rc == 0 and "Database schema is up to date!" in out, out
+
+
+@pytest.fixture
+def blocker(pg_cluster, pg_db):
+    """A session that read `items` in a transaction and stays open (ACCESS SHARE on items)."""
+    conn = psycopg.connect(application_name="long-report", **pg_cluster.conninfo(pg_db))
+    yield conn
+    conn.close()
+
+
+def columns(cluster, db, table):
+    with psycopg.connect(**cluster.conninfo(db)) as conn:
+        return [r[0] for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s", (table,))]
+
+
+def test_migration_behind_a_long_transaction_gives_up_naming_it_and_the_app_keeps_serving(
+        migrate, project, pg_cluster, pg_db, blocker):
+    """Issue 15 item 1 (Done-when): lock_timeout 1s, 2 retries; the probe never waits more than 1 s + 1 s."""
+    migrate()
+    blocker.execute("SELECT count(*) FROM items").fetchone()  # BEGIN implicitly: ACCESS SHARE held
+    pid = blocker.info.backend_pid
+    name = "20260301000000_add_sku"
+    add_migration(project, name, 'ALTER TABLE "items" ADD COLUMN "sku" TEXT;\n')
+    with Probe(pg_cluster, pg_db) as probe:
+        run = migrate(lock_timeout="1s", lock_retries=2)
+    assert run.failed and run["failed_migration"] == name
+    assert "lock_timeout" in run["msg"] and f"pid {pid}" in run["msg"] and "long-report" in run["msg"], run["msg"]
+    assert "SELECT count(*) FROM items" in run["msg"] and "nothing of it was applied" in run["msg"].lower()
+    assert [b["pid"] for b in run["blockers"]] == [pid] and run["blockers"][0]["state"] == "idle in transaction"
+    assert run["lock_attempts"] == 3 and run["applied"] == [] and run["to_version"] == NOTES
+    assert probe.count > 10 and probe.longest < 2.0, probe.longest
+    print(run["msg"], "\nlongest probe wait %.3f s over %d probes" % (probe.longest, probe.count))
+    assert "sku" not in columns(pg_cluster, pg_db, "items")
+    assert [r[:3] for r in rows(pg_cluster, pg_db)][-1] == (name, False, True)  # rolled back: does not block
+    blocker.rollback()
+    assert migrate()["applied"] == [name]
+
+
+def test_migration_waits_out_a_blocker_that_ends_during_the_retries(migrate, project, pg_cluster, pg_db, blocker):
+    migrate()
+    blocker.execute("SELECT count(*) FROM items").fetchone()
+    name = "20260301000000_add_sku"
+    add_migration(project, name, 'ALTER TABLE "items" ADD COLUMN "sku" TEXT;\n')
+    ender = threading.Timer(4.0, blocker.rollback)  # ansible's start-up takes a few seconds of its own
+    ender.start()
+    try:
+        with Probe(pg_cluster, pg_db) as probe:
+            run = migrate(lock_timeout="1s", lock_retries=4)
+    finally:
+        ender.join()
+    assert not run.failed, run.get("msg")
+    assert run["applied"] == [name] and "sku" in columns(pg_cluster, pg_db, "items")
+    assert probe.longest < 2.0, probe.longest
+    assert [r[:3] for r in rows(pg_cluster, pg_db)][-1] == (name, True, False)

@@ -181,3 +181,68 @@ def test_resolve_rolled_back_refuses_applied_or_unknown():
         pn.resolve_rolled_back(None, "zzz", [row("a")])
     assert err.value.code == "P3011"
     assert pn.resolve_rolled_back(None, "d", [row("d", finished=False, rolled_back=True)]) is False
+
+
+def test_checksum_matches_the_way_prisma_compares_line_endings():
+    """Prisma's script_matches_checksum: the file as is, with CRLF turned into LF, or LF into CRLF."""
+    lf, crlf = "CREATE TABLE a (id int);\nSELECT 1;\n", "CREATE TABLE a (id int);\r\nSELECT 1;\r\n"
+    recorded_lf = hashlib.sha256(lf.encode()).hexdigest()
+    recorded_crlf = hashlib.sha256(crlf.encode()).hexdigest()
+    assert pn.checksum_matches(crlf, recorded_lf) and pn.checksum_matches(lf, recorded_crlf)
+    assert pn.checksum_matches(lf, recorded_lf)
+    assert not pn.checksum_matches(lf + "-- edited\n", recorded_lf)
+    assert not pn.checksum_matches("SELECT 1;", hashlib.sha256(b"SELECT 1;\n").hexdigest())
+    # rows written by an old schema engine hold hex without zero padding (prisma-engines#1887)
+    digest = hashlib.sha256(b"hello").digest()
+    assert pn.checksum_matches("hello", "".join("%x" % b for b in digest))
+
+
+def test_status_does_not_call_a_crlf_checkout_modified(tmp_path):
+    (tmp_path / "20260101_a").mkdir()
+    (tmp_path / "20260101_a" / "migration.sql").write_bytes(b"SELECT 1;\r\nSELECT 2;\r\n")
+    local = pn.local_migrations(str(tmp_path))
+    state = pn.status(local, [row("20260101_a", checksum=hashlib.sha256(b"SELECT 1;\nSELECT 2;\n").hexdigest())])
+    assert state["applied"] == ["20260101_a"] and state["modified"] == []
+
+
+def test_leading_bom_is_not_executed_but_is_in_the_checksum(tmp_path):
+    (tmp_path / "20260101_a").mkdir()
+    data = b"\xef\xbb\xbfCREATE TABLE a (id int);\n"
+    (tmp_path / "20260101_a" / "migration.sql").write_bytes(data)
+    found = pn.local_migrations(str(tmp_path))[0]
+    assert found["sql"] == "CREATE TABLE a (id int);\n"
+    assert found["checksum"] == hashlib.sha256(data).hexdigest()
+
+
+def test_lock_timeout_grammar_and_backoff():
+    from ansible_collections.maestro.deploy.plugins.module_utils import pg_locks
+
+    assert [pg_locks.parse_duration(v, "lock_timeout") for v in ("3s", "500ms", "1min", "10", 7)] == [
+        3000, 500, 60000, 10000, 7000]
+    for bad in ("0", "3 s", "3s; DROP TABLE x", "-1s", "1h", "", None, "1.5s", "3s\n;"):
+        with pytest.raises(ValueError) as err:
+            pg_locks.parse_duration(bad, "lock_timeout")
+        assert "lock_timeout=" in str(err.value)
+    assert pg_locks.pg_duration(3000) == "3000ms"
+    assert pg_locks.delays(7) == [1, 2, 4, 8, 16, 30, 30] and pg_locks.delays(0) == []
+
+
+def test_lock_retry_retries_only_lock_timeouts_and_names_the_blockers():
+    class Exc(Exception):
+        def __init__(self, sqlstate):
+            super().__init__(sqlstate)
+            self.sqlstate = sqlstate
+
+    class Watch:
+        blockers = [dict(pid=42, application_name="psql", state="idle in transaction", seconds=9,
+                         query="SELECT *\n  FROM items")]
+
+    slept = []
+    retry = pn.LockRetry([1, 2], Watch(), "1s", sleep=slept.append)
+    assert retry.give_up(Exc("55P03"), 0) is False and retry.give_up(Exc("55P03"), 1) is False
+    assert retry.give_up(Exc("55P03"), 2) is True and slept == [1, 2]
+    assert pn.LockRetry([1], None, "1s", sleep=slept.append).give_up(Exc("42P01"), 0) is True and slept == [1, 2]
+    retry.attempts = 3
+    assert retry.why() == ("lock_timeout 1s was reached on each of 3 attempts (pauses of 1, 2 s between them); "
+                           "blocked by: pid 42 (application_name 'psql', state 'idle in transaction', for 9 s): "
+                           "SELECT * FROM items")
