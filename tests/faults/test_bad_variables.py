@@ -37,8 +37,10 @@ CASES = {
     "app_repo_option": ({"app_repo": "--upload-pack=touch {work}/pwned"}, {},
                         ["app_repo=--upload-pack=touch {work}/pwned", "option"]),
 }
-# Cases run in check mode: nothing may change even there (main cloned a mirror into /repo).
-CHECK_MODE = {name for name in CASES if name.endswith("_check_mode")}
+# Cases run in check mode: nothing may change even there (main cloned a mirror into /repo); the
+# checks do not depend on the mode, and the cases above cover a real run.
+CHECK_MODE = {name for name in CASES if name.endswith("_check_mode") or name.startswith(("app_root_", "app_env_"))
+              and name != "app_root_is_root"}
 # Texts that must not appear anywhere in the run's output.
 NEVER_SHOWN = {"app_env_secret_hidden": ["tok-9f1e"]}
 

@@ -3,6 +3,7 @@ cluster, real PM2 and the example app's git repository."""
 
 import json
 import os
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -77,14 +78,20 @@ def assert_ok(run):
     assert run.ok, run.stdout[-4000:]
 
 
-def test_v1_then_v2_keeps_data_and_records_history(deploy_env):
+def test_v1_then_v2_keeps_data_and_records_history(deploy_env, tmp_path):
     env = deploy_env
     assert_ok(env.deploy("v1"))
     assert env.health()["revision"] == env.shas["v1"]
     post_json(env.items_url, {"name": "written-on-v1"})
 
-    run = env.deploy("v2")
+    # app_repo moves: v2 is deployed from a new repository, under a tag only the new one has; the
+    # mirror on the host must follow app_repo (main kept fetching from the old URL)
+    moved = str(tmp_path / "moved.git")
+    subprocess.run(["git", "clone", "-q", "--bare", env.repo, moved], check=True)
+    subprocess.run(["git", "-C", moved, "tag", "v2-moved", "v2"], check=True)
+    run = env.deploy("v2-moved", extravars={"app_repo": moved})
     assert_ok(run)
+    assert "app_repo changed" in run.stdout and moved in run.stdout
     body = env.health()
     assert body["revision"] == env.shas["v2"] and body["schema_version"] == "0002_add_item_notes"
     assert [i["name"] for i in get_json(env.items_url)[1]] == ["written-on-v1"]

@@ -1,5 +1,7 @@
 """Filters behind the deploy summary and the rollback plan."""
 
+import os
+
 import pytest
 from ansible_collections.maestro.deploy.plugins.filter.deploy import migration_summary, rollback_plan, stage_durations
 from ansible_collections.maestro.deploy.plugins.module_utils.lost_rows import count_missing
@@ -198,3 +200,35 @@ def test_hide_userinfo():
     assert filters.hide_userinfo("https://bot:tok@git.example/a.git") == "https://<hidden>@git.example/a.git"
     assert filters.hide_userinfo("git@github.com:acme/app.git") == "git@github.com:acme/app.git"
     assert quote("/", safe="") == "%2F"
+
+
+def read_pgpass_line(line):
+    """libpq's reading of a ~/.pgpass line: fields split at unescaped ':', '\\x' is x."""
+    fields, cur, i = [], "", 0
+    while i < len(line):
+        ch = line[i]
+        if ch == "\\" and i + 1 < len(line):
+            cur += line[i + 1]
+            i += 2
+            continue
+        if ch == ":" and len(fields) < 4:
+            fields.append(cur)
+            cur = ""
+        else:
+            cur += ch
+        i += 1
+    return fields + [cur]
+
+
+def test_pgpass_template_escapes_colon_and_backslash():
+    import jinja2
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "roles", "backup", "templates", "pgpass.j2")
+    with open(path) as fh:
+        # a text file, rendered as Ansible renders templates (no HTML escaping)
+        template = jinja2.Environment(keep_trailing_newline=True, autoescape=False).from_string(fh.read())  # noqa: S701
+    omit = "__omit_place_holder__"
+    text = template.render(backup_db_password=EVERY_CHARACTER + ":\\\\:", backup_db_user="app:user\\", omit=omit)
+    lines = [line for line in text.splitlines() if line and not line.startswith("{#")]
+    assert len(lines) == 1
+    assert read_pgpass_line(lines[0]) == ["*", "*", "*", "app:user\\", EVERY_CHARACTER + ":\\\\:"]
