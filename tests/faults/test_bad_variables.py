@@ -34,6 +34,7 @@ CASES = {
                         ["app_env.NODE_ENV=production\\nINJECTED=1", "line break"]),
     "app_env_bad_name": ({"app_env": {"NODE-ENV": "production"}}, {}, ["app_env.NODE-ENV=production"]),
     "app_env_secret_hidden": ({"app_env": {"API_TOKEN": "tok-9f1e\nX=1"}}, {}, ["app_env.API_TOKEN=<hidden>"]),
+    "app_version_option": ({}, {"app_version": "--output=x"}, ["app_version=--output=x", "not starting with '-'"]),
     "app_repo_option": ({"app_repo": "--upload-pack=touch {work}/pwned"}, {},
                         ["app_repo=--upload-pack=touch {work}/pwned", "option"]),
 }
