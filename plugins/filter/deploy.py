@@ -142,6 +142,7 @@ def env_line(key, value):
         raise AnsibleFilterError("env_line: the value of %s holds a line break or NUL" % key)
     return "%s='%s'" % (key, value)
 
+
 # Worst first: a rollback must treat a mix of classes as the worst one.
 DB_CLASS_ORDER = ("destructive", "reversible", "additive")
 
