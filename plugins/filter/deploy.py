@@ -1,11 +1,147 @@
 # -*- coding: utf-8 -*-
 # Copyright: maestro.deploy contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Filters the deploy and rollback playbooks use to summarise what happened."""
+"""Filters the deploy and rollback playbooks use to summarise what happened, and to encode
+variables for where they go (URLs, the app's environment file)."""
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
+
+import re
+from urllib.parse import quote
+
+from ansible.errors import AnsibleFilterError
+
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+# Characters no line of an environment file can hold: the app reads it line by line (JavaScript's
+# `.` stops at \r, \u2028 and \u2029 as well as \n), and NUL ends a C string.
+ENV_VALUE_BAD = re.compile("[\n\r\x00\u2028\u2029]")
+
+
+def url_component(value):
+    """Percent-encode one part of a URL (user, password, database) with nothing left safe.
+
+    Jinja's urlencode keeps '/' (and quote() keeps '/' by default), which breaks
+    postgresql://user:pass/word@host/db; here every character but A-Z a-z 0-9 _ . - ~ is encoded.
+    """
+    return quote(str(value), safe="")
+
+
+def url_host(value):
+    """The host part of a URL: an IPv6 address in brackets, a socket directory or name percent-encoded."""
+    value = str(value)
+    if ":" in value and not value.startswith("["):
+        return "[%s]" % value
+    return value if value.startswith("[") else quote(value, safe="")
+
+
+def database_url(user, password, host, port, dbname):
+    """postgresql://user:password@host:port/dbname, each part encoded for the URL."""
+    userinfo = url_component(user)
+    if password is not None and str(password) != "":
+        userinfo += ":" + url_component(password)
+    return "postgresql://%s@%s:%s/%s" % (userinfo, url_host(host), int(port), url_component(dbname))
+
+
+SECRET_KEY = re.compile(r"(?i)pass|secret|token|key|credential|auth|private")
+
+
+def env_problems(env, secrets=None):
+    """What is wrong with an app_env mapping, each as app_env.KEY=value (rule); [] when all is well.
+
+    The message goes to the terminal and the log, so a value is shown as <hidden> when its name
+    looks secret or it holds one of `secrets` (e.g. db_password).
+    """
+    if env is None:
+        return []
+    if not isinstance(env, dict):
+        return ["app_env=%s (a mapping of NAME: value)" % type(env).__name__]
+    secrets = [str(s) for s in (secrets or []) if s is not None and str(s) != ""]
+    out = []
+    for key in sorted(env, key=str):
+        value = env[key]
+        hidden = SECRET_KEY.search(str(key)) or any(s in str(value) for s in secrets)
+        shown = "<hidden>" if hidden else str(value).encode("unicode_escape").decode("ascii")
+        if not ENV_KEY.match(str(key)):
+            out.append("app_env.%s=%s (a name is letters, digits and _, not starting with a digit)"
+                       % (str(key).encode("unicode_escape").decode("ascii"), shown))
+        elif key in ("PORT", "DATABASE_URL"):
+            out.append("app_env.%s=%s (set by the deploy from app_port and db_*: leave it out of app_env)"
+                       % (key, shown))
+        elif isinstance(value, (dict, list)):
+            out.append("app_env.%s=%s (a value is a string, number or boolean)" % (key, shown))
+        elif ENV_VALUE_BAD.search(str(value)):
+            out.append("app_env.%s=%s (a value cannot hold a line break or NUL)" % (key, shown))
+    return out
+
+
+# An app_root may not be, or lie below, one of these: the deploy writes releases/, shared/, repo/
+# and current there, and a rollback or cleanup removes what it finds in releases/.
+SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run",
+               "/sbin", "/snap", "/sys", "/usr", "/var/cache", "/var/lib", "/var/lock", "/var/log",
+               "/var/mail", "/var/run", "/var/spool", "/var/tmp", "/lost+found")
+# ... nor exactly one of these (their subdirectories are fine: /var/www/app, /home/deploy/app).
+SHARED_DIRS = ("/", "/home", "/media", "/mnt", "/opt", "/root", "/srv", "/tmp", "/var", "/var/backups",
+               "/var/opt", "/var/www")
+PATH_GRAMMAR = re.compile(r"(/[A-Za-z0-9._@+~-]+)+\Z")
+
+
+def path_problem(value, name="app_root"):
+    """Why `value` cannot be the app's root ('' when it can): absolute, normalised, outside the system."""
+    value = "" if value is None else str(value)
+    if not value.startswith("/"):
+        return "an absolute path such as /var/www/<app_name>"
+    if not PATH_GRAMMAR.match(value):
+        if value.rstrip("/") == "":
+            return "the root directory"
+        if re.search(r"[^A-Za-z0-9._@+~/-]", value):
+            return "a path of letters, digits and . _ @ + ~ - only"
+        return "not a normalised path (no '//' and no trailing '/')"
+    parts = value.split("/")[1:]
+    if any(p in (".", "..") for p in parts):
+        return "not a normalised path (no '.' or '..' components)"
+    for top in SYSTEM_DIRS:
+        if value == top or value.startswith(top + "/"):
+            return "at or below the system directory %s" % top
+    if value in SHARED_DIRS:
+        return "a directory shared with the rest of the system: use a directory of its own below it"
+    return ""
+
+
+def repo_problem(value):
+    """Why `value` cannot be app_repo ('' when it can): a git URL or path, never an option."""
+    value = "" if value is None else str(value)
+    if value == "":
+        return "empty"
+    if value.startswith("-"):
+        return "starts with '-', which git would read as an option"
+    if re.search(r"[\x00-\x20\x7f]", value):
+        return "holds a space or a control character"
+    if re.match(r"(?i)(ext|fd)::", value):
+        return "the ext:: and fd:: transports run commands: use ssh://, https:// or a path"
+    return ""
+
+
+def hide_userinfo(url):
+    """A URL for messages: any user:password@ part replaced by <hidden>@."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@", r"\1<hidden>@", str(url))
+
+
+def env_line(key, value):
+    """KEY='value' for the app's environment file, read back exactly by the example app's parser.
+
+    Grammar (examples/app/src/server.js, and dotenv for values without a quote): one NAME='value'
+    per line; the value is everything between the first and the last single quote, taken verbatim
+    (no escapes, no expansion). Values with a line break cannot be written and are refused.
+    """
+    if not ENV_KEY.match(str(key)):
+        raise AnsibleFilterError("env_line: %r is not a variable name" % (str(key),))
+    value = str(value)
+    if ENV_VALUE_BAD.search(value):
+        raise AnsibleFilterError("env_line: the value of %s holds a line break or NUL" % key)
+    return "%s='%s'" % (key, value)
+
 
 # Worst first: a rollback must treat a mix of classes as the worst one.
 DB_CLASS_ORDER = ("destructive", "reversible", "additive")
@@ -99,4 +235,7 @@ def rollback_plan(history, live_schema, mode="auto", tool="prisma"):
 
 class FilterModule(object):
     def filters(self):
-        return dict(stage_durations=stage_durations, migration_summary=migration_summary, rollback_plan=rollback_plan)
+        return dict(stage_durations=stage_durations, migration_summary=migration_summary, rollback_plan=rollback_plan,
+                    url_component=url_component, database_url=database_url, env_problems=env_problems,
+                    env_line=env_line, path_problem=path_problem, repo_problem=repo_problem,
+                    hide_userinfo=hide_userinfo)

@@ -33,8 +33,11 @@ def parse_database_url(url):
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise DatabaseUrlError("database_url cannot be parsed: %s" % str(exc).split(":", maxsplit=1)[0]) from None
+    except ValueError:
+        # The parser's own message quotes the part it could not read, which may be the password.
+        raise DatabaseUrlError("database_url cannot be parsed as postgresql://user:password@host:port/db: "
+                               "is every part percent-encoded (a '/', '@', ':', '#' or '?' in the password "
+                               "must be)?") from None
     if parts.scheme not in SCHEMES:
         raise DatabaseUrlError("database_url scheme %r is not supported: use postgresql://" % parts.scheme)
     kwargs = {}

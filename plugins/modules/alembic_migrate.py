@@ -198,7 +198,7 @@ commands:
 
 import os  # noqa: E402
 import sys  # noqa: E402
-from urllib.parse import urlsplit  # noqa: E402
+from urllib.parse import unquote, urlsplit  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import alembic_cli, pg_locks  # noqa: E402
@@ -283,7 +283,7 @@ def main():
     # PGAPPNAME: how the watcher recognises Alembic's session (the run's name, as every session of ours).
     runner = Runner(module, environ={"DATABASE_URL": p["database_url"], "PGOPTIONS": options,
                                      "PGAPPNAME": application_name()},
-                    secrets=[p["database_url"], _password(p)])
+                    secrets=[p["database_url"]] + _passwords(p))
     exe = runner.bin("alembic", explicit=p["alembic"], opt_dirs=[os.path.dirname(sys.executable)])
     alembic = Alembic(module, runner, alembic_cli.alembic_argv(exe))
     result = dict(changed=False, applied=[], pending=[], findings=[], classification=[], commands=runner.history)
@@ -432,11 +432,13 @@ def _first_not_done(steps, after, command):
     return rest[0] if rest else None
 
 
-def _password(params):
+def _passwords(params):
+    """The URL's password as written (percent-encoded) and as libpq gets it: both are masked."""
     try:
-        return urlsplit(params.get("database_url") or "").password
+        password = urlsplit(params.get("database_url") or "").password
     except ValueError:
-        return None
+        return []
+    return [password, unquote(password)] if password else []
 
 
 if __name__ == "__main__":

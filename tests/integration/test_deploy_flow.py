@@ -3,6 +3,7 @@ cluster, real PM2 and the example app's git repository."""
 
 import json
 import os
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -78,14 +79,20 @@ def assert_ok(run):
     assert run.ok, run.stdout[-4000:]
 
 
-def test_v1_then_v2_keeps_data_and_records_history(deploy_env):
+def test_v1_then_v2_keeps_data_and_records_history(deploy_env, tmp_path):
     env = deploy_env
     assert_ok(env.deploy("v1"))
     assert env.health()["revision"] == env.shas["v1"]
     post_json(env.items_url, {"name": "written-on-v1"})
 
-    run = env.deploy("v2")
+    # app_repo moves: v2 is deployed from a new repository, under a tag only the new one has; the
+    # mirror on the host must follow app_repo (main kept fetching from the old URL)
+    moved = str(tmp_path / "moved.git")
+    subprocess.run(["git", "clone", "-q", "--bare", env.repo, moved], check=True)
+    subprocess.run(["git", "-C", moved, "tag", "v2-moved", "v2"], check=True)
+    run = env.deploy("v2-moved", extravars={"app_repo": moved})
     assert_ok(run)
+    assert "app_repo changed" in run.stdout and moved in run.stdout
     body = env.health()
     assert body["revision"] == env.shas["v2"] and body["schema_version"] == "0002_add_item_notes"
     assert [i["name"] for i in get_json(env.items_url)[1]] == ["written-on-v1"]
@@ -104,6 +111,17 @@ def test_v1_then_v2_keeps_data_and_records_history(deploy_env):
     assert set(v2["stages"]) >= {"preflight", "backup", "release", "migrate", "switch", "smoke_test", "record"}
     with open(os.path.join(env.app_root, "current", "REVISION")) as fh:
         assert fh.read().strip() == env.shas["v2"]
+    # v2 reused v1's node_modules (same lockfile) as a copy: a write in v2's tree leaves v1's as it was
+    assert any(r["res"].get("changed") for r in run.task_results("Reuse the previous release's node_modules "
+                                                                 "(lockfile unchanged)")), "node_modules not reused"
+    old_readme, new_readme = (os.path.join(env.app_root, "releases", r["id"], "node_modules", "pg", "README.md")
+                              for r in (v1, v2))
+    with open(old_readme, "rb") as fh:
+        before = fh.read()
+    with open(new_readme, "ab") as fh:
+        fh.write(b"\nwritten in the new release only\n")
+    with open(old_readme, "rb") as fh:
+        assert fh.read() == before
     assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
     assert "Deployed" in run.stdout and v2["backup_path"] in run.stdout
     assert env.vars["db_password"] not in run.stdout
@@ -155,15 +173,21 @@ def test_crashing_release_is_rolled_back_automatically(deploy_env):
     env = deploy_env
     make_variant(env.repo, "v4-crash", files={
         "src/server.js": lambda text: "throw new Error('v4 cannot start');\n" + text})
-    assert_ok(env.deploy("v1"))
+    assert_ok(env.deploy("v1", extravars={"app_env": {"NODE_ENV": "production", "RELEASE_MARK": "one"}}))
     post_json(env.items_url, {"name": "kept"})
-    run = env.deploy("v4-crash")
+    run = env.deploy("v4-crash", extravars={"app_env": {"NODE_ENV": "production", "RELEASE_MARK": "two"}})
     assert not run.ok
     assert "DEPLOY FAILED in stage switch" in run.stdout
     assert "current points back to release" in run.stdout
     assert env.health()["revision"] == env.shas["v1"]
     assert [r[0] for r in env.sql("SELECT name FROM items")] == ["kept"]
     assert os.path.realpath(os.path.join(env.app_root, "current")).endswith(env.history()["releases"][0]["id"])
+    # each release has its own environment: the one rolled back to runs with v1's, not the failed one's
+    old_env, new_env = (os.path.join(env.app_root, "releases", r["id"], ".env") for r in env.history()["releases"])
+    for path, mark in ((old_env, "one"), (new_env, "two")):
+        assert not os.path.islink(path) and os.stat(path).st_mode & 0o777 == 0o600, path
+        with open(path) as fh:
+            assert "RELEASE_MARK='%s'" % mark in fh.read().splitlines(), path
     assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
 
 

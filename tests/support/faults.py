@@ -179,11 +179,12 @@ class Killer(threading.Thread):
 
 
 class ArgvSampler(threading.Thread):
-    """Read every process's argv (/proc/*/cmdline) in a loop; keep those holding `needle`."""
+    """Read every process's argv (/proc/*/cmdline) in a loop; keep those holding `needle` (a string,
+    or a list of strings: any of them)."""
 
     def __init__(self, needle, interval=0.03):
         super().__init__(daemon=True)
-        self.needle = needle.encode()
+        self.needles = [n.encode() for n in ([needle] if isinstance(needle, str) else needle)]
         self.interval = interval
         self.hits = []
         self.samples = 0
@@ -197,7 +198,7 @@ class ArgvSampler(threading.Thread):
                         argv = fh.read()
                 except OSError:
                     continue
-                if self.needle in argv:
+                if any(n in argv for n in self.needles):
                     self.hits.append((path, argv.replace(b"\0", b" ").decode(errors="replace")))
             self.samples += 1
             time.sleep(self.interval)
