@@ -93,3 +93,15 @@ def test_rollback_skips_releases_with_the_live_code():
     for rid, sha in (("r1", "aaa"), ("r2", "bbb"), ("r3", "bbb")):
         rh.find(data, rid)["sha"] = sha
     assert rh.rollback_target(data, "r3")["id"] == "r1"
+
+
+def test_live_release_is_never_a_failed_current():
+    # issue 13: a failed first deploy left `current` on the failed release; the next deploy named it
+    # its previous release (the rescue's target and the summary's "rollback target")
+    data = history(("r1", "failed"))
+    assert rh.live_release(data, "r1") is None
+    data = history(("r1", "success"), ("r2", "failed"))
+    assert rh.live_release(data, "r2")["id"] == "r1"
+    assert rh.live_release(data, "r1")["id"] == "r1"
+    assert rh.live_release(history(), None) is None
+    assert rh.live_release(history(("r1", "success"), ("r2", "rolled_back")), "r9")["id"] == "r2"
