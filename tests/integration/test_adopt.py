@@ -40,3 +40,16 @@ def test_failed_first_deploy_leaves_no_current_and_no_process(deploy_env):  # no
     assert_ok(run)
     assert "Previous release (rollback target): none" in run.stdout
     assert env.health()["revision"] == env.shas["v2"]
+
+
+def test_noop_deploy_starts_the_live_release_when_pm2_lost_it(deploy_env):  # noqa: F811
+    # make demo; make demo-stop; make demo failed in the smoke test ("Connection refused") with
+    # "State left: ... still serves": the no-op path never checked that PM2 runs the live release
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    assert pm2(env, "kill").returncode == 0
+    run = env.deploy("v1")
+    assert_ok(run)
+    assert "No change" in run.stdout and "PM2 was not running it" in run.stdout and "it was started" in run.stdout
+    assert env.health()["revision"] == env.shas["v1"]
+    assert len(env.history()["releases"]) == 1
