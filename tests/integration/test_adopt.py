@@ -28,7 +28,7 @@ def test_failed_first_deploy_leaves_no_current_and_no_process(deploy_env):  # no
     make_variant(env.repo, "v4-crash-first", files={
         "src/server.js": lambda text: "throw new Error('cannot start');\n" + text})
     run = env.deploy("v4-crash-first")
-    assert not run.ok
+    assert not run.ok, run.stdout[-3000:]
     assert "DEPLOY FAILED in stage switch" in run.stdout
     # current is not left on the failed release (the next deploy's rescue went back onto it)
     assert not os.path.lexists(os.path.join(env.app_root, "current")), run.stdout[-3000:]
@@ -53,3 +53,69 @@ def test_noop_deploy_starts_the_live_release_when_pm2_lost_it(deploy_env):  # no
     assert "No change" in run.stdout and "PM2 was not running it" in run.stdout and "it was started" in run.stdout
     assert env.health()["revision"] == env.shas["v1"]
     assert len(env.history()["releases"]) == 1
+
+
+def hand_made_install(env, pg_cluster, tag="v1"):
+    """The manual procedure's layout (database-guide.md): a git clone, built in place, a .env,
+    started with `pm2 start npm --name <app> -- start` from the clone. Returns its directory.
+    Takes another app later: it only needs `npm start` to serve healthcheck_url on PORT."""
+    from tests.support.apprepo import git
+    from tests.support.paths import EXAMPLE_APP
+    from tests.support.http import wait_for_health
+
+    clone = os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", env.vars["app_name"])
+    os.makedirs(os.path.dirname(clone))
+    subprocess.run(["git", "clone", "-q", env.repo, clone], check=True)
+    git(clone, "checkout", "-q", tag)
+    os.symlink(os.path.join(EXAMPLE_APP, "node_modules"), os.path.join(clone, "node_modules"))
+    subprocess.run(["node", "scripts/build.js"], cwd=clone, check=True, capture_output=True)
+    with open(os.path.join(clone, ".env"), "w") as fh:
+        fh.write(f"PORT={env.vars['app_port']}\nDATABASE_URL={pg_cluster.url(env.db)}\n")
+    started = subprocess.run([PM2, "start", "npm", "--name", env.vars["app_name"], "--", "start"], cwd=clone,
+                             env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]), capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    body = wait_for_health(env.url, timeout=30)
+    return clone, body["pid"]
+
+
+def test_first_deploy_onto_a_hand_made_install_is_refused_and_changes_nothing(deploy_env, pg_cluster):  # noqa: F811
+    # issue 13: the deploy wrote releases/ repo/ shared/ current into the git clone, failed in
+    # switch, and its rescue stopped the user's own process ("nothing serves")
+    env = deploy_env
+    clone, pid = hand_made_install(env, pg_cluster)
+
+    run = env.deploy("v1")
+    assert not run.ok, run.stdout[-3000:]
+    assert f"PM2 already runs {env.vars['app_name']} from outside {env.app_root}/releases" in run.stdout
+    assert f"cwd {os.path.realpath(clone)}" in run.stdout and "-e deploy_adopt=true" in run.stdout
+    assert not os.path.exists(env.app_root)  # no directory, no lock, no history
+    assert env.health()["pid"] == pid  # the old process keeps answering
+
+    # app_root = the clone itself (the reported layout): refused even with deploy_adopt
+    run = env.deploy("v1", extravars={"app_root": clone, "deploy_adopt": True})
+    assert not run.ok, run.stdout[-3000:]
+    assert "is the directory the running process works in" in run.stdout
+    assert f"app_root={clone}-releases" in run.stdout
+    assert sorted(os.listdir(clone)) == sorted(set(os.listdir(clone)) - {"releases", "repo", "shared", "current"})
+    assert not os.path.exists(os.path.join(clone, ".deploy.lock"))
+    assert env.health()["pid"] == pid
+
+
+def test_role_without_createdb_is_refused_before_anything_migrates(deploy_env, pg_cluster):  # noqa: F811
+    # issue 13: the rescue's swap restore failed with "permission denied to create database"
+    # after every migration had run
+    env = deploy_env
+    role = "nocreate_" + os.urandom(3).hex()
+    pg_cluster.psql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")
+    pg_cluster.psql(f'GRANT ALL ON SCHEMA public TO {role}', db=env.db)
+    pg_cluster.psql(f'ALTER DATABASE "{env.db}" OWNER TO {role}')
+    try:
+        run = env.deploy("v1", extravars={"db_user": role, "db_password": f"pw-{role}"})
+        assert not run.ok, run.stdout[-3000:]
+        assert f"db_user {role} may not create databases" in run.stdout, run.stdout[-3000:]
+        assert f'ALTER ROLE "{role}" CREATEDB;' in run.stdout and "-e deploy_rescue_db=keep" in run.stdout
+        assert env.sql("SELECT to_regclass('public.alembic_version')") == [(None,)]
+        assert not os.path.exists(os.path.join(env.app_root, "releases"))
+        assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+    finally:
+        pg_cluster.psql(f'ALTER DATABASE "{env.db}" OWNER TO {pg_cluster.app_user}')
