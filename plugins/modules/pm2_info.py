@@ -87,6 +87,14 @@ foreign:
   returned: when app_root is set
   type: list
   elements: dict
+stale:
+  description:
+    - The instances that run a release but whose recorded cwd is not C(<app_root>/current) (first
+      started with a resolved release directory, e.g. C(cwd - __dirname)); PM2 keeps that cwd for
+      every reload, so the deploy recreates them (M(maestro.deploy.pm2_takeover)).
+  returned: when app_root is set
+  type: list
+  elements: dict
 exec_mode:
   description: fork, cluster, or null when the app has no process.
   returned: always
@@ -110,6 +118,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import (  # noqa: E402
     app_root_problem,
     foreign,
+    is_within,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
@@ -180,6 +189,9 @@ def main():
         root = os.path.realpath(p["app_root"])
         result["foreign"] = foreign(result["instances"], os.path.join(root, "releases"))
         git_tops = [root] if os.path.exists(os.path.join(root, ".git")) else []
+        current = [os.path.join(p["app_root"], "current"), os.path.join(root, "current")]
+        result["stale"] = [i for i in result["instances"] if i not in result["foreign"]
+                           and not any(is_within(os.path.normpath(i["pm_cwd"] or ""), c) for c in current)]
         result["app_root_problem"] = app_root_problem(
             root, [i["cwd"] or i["pm_cwd"] for i in result["foreign"]], git_tops)
     module.exit_json(**result)

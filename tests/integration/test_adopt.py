@@ -119,3 +119,40 @@ def test_role_without_createdb_is_refused_before_anything_migrates(deploy_env, p
         assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
     finally:
         pg_cluster.psql(f'ALTER DATABASE "{env.db}" OWNER TO {pg_cluster.app_user}')
+
+
+def app_cwds(env):
+    import json
+    out = pm2(env, "jlist").stdout
+    procs = json.loads(out[out.find("["):])
+    return [os.path.realpath(p["pm2_env"]["pm_cwd"]) for p in procs if p["name"] == env.vars["app_name"]]
+
+
+def test_adopting_a_hand_made_install_replaces_the_old_process_after_the_release_is_ready(deploy_env, pg_cluster):  # noqa: F811,E501
+    env = deploy_env
+    clone, _pid = hand_made_install(env, pg_cluster)
+    run = env.deploy("v2", extravars={"deploy_adopt": True})
+    assert_ok(run)
+    assert env.health()["revision"] == env.shas["v2"]
+    assert "Took over from the PM2 process(es)" in run.stdout and os.path.realpath(clone) in run.stdout
+    gap = run.stdout.split("nothing served for at most ")[1].split(" s")[0]
+    print(f"\nadoption (fork mode, one port): nothing served for at most {gap} s")
+    cwds = app_cwds(env)
+    assert cwds and all(c.startswith(os.path.realpath(env.app_root) + "/releases/") for c in cwds), cwds
+    assert not os.path.exists(os.path.join(clone, "releases"))  # the clone is left as it was
+
+
+def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  # noqa: F811
+    # "No rescue ever stops a process that this run did not start": the old one serves again
+    env = deploy_env
+    make_variant(env.repo, "v4-crash-adopt", files={
+        "src/server.js": lambda text: "throw new Error('cannot start');\n" + text})
+    clone, _pid = hand_made_install(env, pg_cluster)
+    run = env.deploy("v4-crash-adopt", extravars={"deploy_adopt": True})
+    assert not run.ok
+    assert "was started again from " + os.path.realpath(clone) in run.stdout, run.stdout[-3000:]
+    gap = run.stdout.split("nothing served for ")[1].split(" s")[0]
+    print(f"\nfailed adoption (fork mode): nothing served for {gap} s")
+    assert env.health()["revision"] is None  # the hand-made clone (no REVISION file) serves again
+    assert app_cwds(env) == [os.path.realpath(clone)]
+    assert not os.path.lexists(os.path.join(env.app_root, "current"))
