@@ -128,10 +128,47 @@ def app_cwds(env):
     return [os.path.realpath(p["pm2_env"]["pm_cwd"]) for p in procs if p["name"] == env.vars["app_name"]]
 
 
+class NoAnswer:
+    """Polls a URL in a thread; `longest` is the longest stretch (s) without a 200 answer."""
+
+    def __init__(self, url):
+        import threading
+        self.url, self.longest, self.stop = url, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        import time
+        import urllib.request
+        down_since = None
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=1) as resp:
+                    ok = resp.status == 200
+            except Exception:  # noqa: BLE001 - any failure is "no answer"
+                ok = False
+            now = time.time()
+            if ok and down_since is not None:
+                self.longest = max(self.longest, now - down_since)
+                down_since = None
+            elif not ok and down_since is None:
+                down_since = now
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+
+
 def test_adopting_a_hand_made_install_replaces_the_old_process_after_the_release_is_ready(deploy_env, pg_cluster):  # noqa: F811,E501
     env = deploy_env
     clone, _pid = hand_made_install(env, pg_cluster)
-    run = env.deploy("v2", extravars={"deploy_adopt": True})
+    with NoAnswer(env.url) as probe:
+        run = env.deploy("v2", extravars={"deploy_adopt": True})
+    print(f"\nadoption (fork mode, one port): measured {probe.longest:.1f} s without an answer")
     assert_ok(run)
     assert env.health()["revision"] == env.shas["v2"]
     assert "Took over from the PM2 process(es)" in run.stdout and os.path.realpath(clone) in run.stdout
