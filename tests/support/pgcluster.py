@@ -124,7 +124,7 @@ class Cluster:
         if os.path.exists(os.path.join(self.data, "PG_VERSION")):
             return False
         self._prepare_dirs()
-        pwfile = os.path.join(self.base, "superuser.pw")
+        pwfile = os.path.join(self.server_dir, "superuser.pw")  # postgres must read it
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write("postgres-" + os.urandom(9).hex() + "\n")
