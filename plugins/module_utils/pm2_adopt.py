@@ -45,10 +45,10 @@ def app_root_problem(app_root, old_cwds, git_dirs):
                     "releases/ repo/ shared/ current into it. Use an app_root beside it, for example "
                     "app_root=%s" % (app_root, cwd, os.path.join(parent, name + "-releases")))
     for top in git_dirs:
+        top = top.rstrip(os.sep)
+        beside = os.path.join(os.path.dirname(top) or os.sep, os.path.basename(top) + "-releases")
         return ("app_root=%s is inside the git work tree %s: the deploy would write releases/ repo/ shared/ "
-                "current into it. Use an app_root outside it, for example app_root=%s"
-                % (app_root, top, os.path.join(os.path.dirname(top.rstrip(os.sep)) or os.sep,
-                                                os.path.basename(top.rstrip(os.sep)) + "-releases")))
+                "current into it. Use an app_root outside it, for example app_root=%s" % (app_root, top, beside))
     return None
 
 

@@ -13,9 +13,9 @@ module: pm2_info
 short_description: Read the PM2 processes of one app, and whether they run from the releases layout
 description:
   - Reads C(pm2 jlist) (PM2's JSON) for the processes named O(name). Never starts a PM2 daemon
-    (C(pm2 jlist) would): when no daemon runs in O(pm2_home), the app has no process.
+    (C(pm2 jlist) would); when no daemon runs in O(pm2_home), the app has no process.
   - With O(app_root), also says which instances run from outside C(<app_root>/releases)
-    (RV(foreign): a hand-made install, or a process first started with a resolved release
+    (RV(foreign) - a hand-made install, or a process first started with a resolved release
     directory as its cwd) and whether O(app_root) can hold the releases layout
     (RV(app_root_problem)).
   - Returns no environment (PM2 keeps the app's environment, secrets included).

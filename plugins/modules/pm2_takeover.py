@@ -51,7 +51,7 @@ options:
     description:
       - With C(restored), the pm_ids of the app that predate this run and were not retired (PM2 reuses
         the pm_id of a deleted process, so the retired ones do not count).
-        Any other process of O(name) was started by this run (the failed release): it is deleted
+        Any other process of O(name) was started by this run (the failed release) and is deleted
         first (a crash-looping worker may be restarting still), so the old definition can start.
     type: list
     elements: int
