@@ -19,7 +19,7 @@ demo: setup
 
 demo-stop:
 	@-PM2_HOME=$(LOCAL)/pm2 node_modules/.bin/pm2 kill >/dev/null 2>&1 && echo "PM2 ($(LOCAL)/pm2) stopped"
-	@-$(PY) -m tests.support.pgcluster stop $(LOCAL)/pg && echo "PostgreSQL ($(LOCAL)/pg) stopped"
+	@-[ ! -f $(LOCAL)/pg/cluster.json ] || { dir=$$($(PY) -m tests.support.pgcluster stop $(LOCAL)/pg) && echo "PostgreSQL ($$dir) stopped"; }
 
 # The integration tests mostly wait (PM2 stability windows, npm, health checks), so they run
 # on TEST_WORKERS processes; tests marked serial measure dropped requests and run alone after.
@@ -70,5 +70,7 @@ bench-quick: setup
 	$(VENV)/bin/pip install -q -r bench/requirements.txt
 	$(PY) -m bench.run --quick $(BENCH_ARGS)
 
+# The demo cluster's server files may live outside .local (see scripts/demo.sh): destroy finds them.
 clean: demo-stop
+	@-[ ! -f $(LOCAL)/pg/cluster.json ] || $(PY) -m tests.support.pgcluster destroy $(LOCAL)/pg
 	rm -rf $(LOCAL)

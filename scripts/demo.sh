@@ -8,8 +8,12 @@ version=${2:-v2}
 py=.venv/bin/python
 say() { printf '\n==> %s\n' "$*"; }
 
-say "PostgreSQL cluster in .local/pg (port $port, reused when running)"
-$py -m tests.support.pgcluster start .local/pg --port "$port" --database example_app
+say "PostgreSQL cluster for the demo (port $port, reused when running; settings in .local/pg)"
+# As root the server runs as postgres, which may not traverse this clone's parents (root's 0700
+# home): its data then goes to /var/tmp/maestro-demo-<hash of this path> (make clean removes it).
+info=$($py -m tests.support.pgcluster start .local/pg --port "$port" --database example_app --demo)
+echo "$info"
+echo "Server data: $($py -c 'import json, sys; print(json.loads(sys.argv[1])["data"])' "$info")"
 say "Example app repository in .local/example-app.git"
 $py -m tests.support.apprepo .local/example-app.git
 say "ansible-playbook playbooks/deploy.yml -i inventories/local -e app_version=$version"

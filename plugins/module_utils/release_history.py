@@ -148,6 +148,16 @@ def previous_of(data, current_id):
     return find(data, before[-1]) if before else None
 
 
+def live_release(data, current_id):
+    """The release that last served: `current` when it served, else the last release that did
+    (a failed first deploy may have left `current` on a failed release: never go back to it)."""
+    entry = find(data, current_id) if current_id else None
+    if entry is not None and entry.get("status") in SERVED:
+        return entry
+    good = served(data)
+    return good[-1] if good else None
+
+
 def rollback_target(data, current_id, rollback_to=None):
     """The release to roll back to: the previous served release, `rollback_to` steps back (an
     int or digits), or the release named by id. Failed releases are never targets."""

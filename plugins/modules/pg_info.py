@@ -13,7 +13,8 @@ module: pg_info
 short_description: Read what a deploy needs to know about a PostgreSQL database
 version_added: "0.1.0"
 description:
-  - Connects to a database and returns its server version, size, schema version (the
+  - Connects to a database and returns its server version, size, the role's C(CREATEDB) and
+    superuser attributes, schema version (the
     Alembic revision or the latest applied Prisma migration) and, when asked, the free space
     of a directory, so a preflight can check that a backup fits before taking it.
   - When asked, also the sessions of one application name, so a run can tell whether a lost
@@ -86,6 +87,18 @@ schema_source:
   description: V(alembic), V(prisma) or null.
   returned: always
   type: str
+role:
+  description: The role the module connected as.
+  returned: always
+  type: str
+role_createdb:
+  description: Whether that role may create databases (C(CREATEDB)); a swap restore needs it.
+  returned: always
+  type: bool
+role_superuser:
+  description: Whether that role is a superuser (which may create databases too).
+  returned: always
+  type: bool
 space_free_bytes:
   description: Free bytes in O(space_dir) (its nearest existing parent).
   returned: when space_dir is set
@@ -150,10 +163,13 @@ def main():
         server_version = conn.execute("SHOW server_version").fetchone()[0]
         size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
         version, source = schema_version(conn)
+        role, createdb, superuser = conn.execute(
+            "SELECT rolname, rolcreatedb, rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()
         # the server keeps the first 63 bytes of an application_name (NAMEDATALEN - 1)
         sessions = sessions_named(conn, p["sessions_named"][:63]) if p["sessions_named"] else None
     result = dict(changed=False, db=p["db"], server_version=server_version, size_bytes=size,
-                  schema_version=version, schema_source=source)
+                  schema_version=version, schema_source=source, role=role, role_createdb=bool(createdb),
+                  role_superuser=bool(superuser))
     if sessions is not None:
         result["sessions"] = sessions
     if p["space_dir"]:

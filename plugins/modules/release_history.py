@@ -99,6 +99,13 @@ target_error:
   description: Why no rollback target could be resolved.
   returned: when state is query and there is no target
   type: str
+live:
+  description:
+    - The release that last served - RV(current) when it served, else the last release with status
+      success or rolled_back (never a failed one, even when C(current) points to it); null when none did.
+    - What a deploy's rescue goes back to.
+  returned: always
+  type: dict
 between:
   description: Releases after the target up to the current one (what a rollback undoes).
   returned: when state is query and a target exists
@@ -202,6 +209,7 @@ def main():
     current = rh.find(data, current_id) if current_id else None
     previous = rh.previous_of(data, current_id)
     result.update(current=current or ({"id": current_id} if current_id else None), previous=previous,
+                  live=rh.live_release(data, current_id),
                   releases=data["releases"], events=data["events"][-20:])
     module.exit_json(**result)
 

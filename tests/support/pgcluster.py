@@ -8,12 +8,18 @@ as root the server runs as the `postgres` user (the directory is handed over to 
 Roles: the superuser `postgres` (trust over the unix socket only) and an application role
 with a password (scram-sha-256 over TCP), so tests exercise the password path for real.
 
-    python -m tests.support.pgcluster start .local/pg --port 5433
+    python -m tests.support.pgcluster start .local/pg --port 5433 [--demo]
     python -m tests.support.pgcluster stop .local/pg
+
+With --demo (make demo) as root, the server's files (data, socket, log) go to
+/var/tmp/maestro-demo-<hash of the settings directory> (`demo_server_dir`), owned by postgres,
+because a clone under a directory postgres cannot traverse (root's 0700 home) cannot hold them;
+the settings (cluster.json) stay in the given directory and say where the server is.
 """
 
 import argparse
 import glob
+import hashlib
 import json
 import os
 import pwd
@@ -46,16 +52,30 @@ def free_port():
         return s.getsockname()[1]
 
 
-class Cluster:
-    """One cluster: `base` holds data/, the socket, the log and cluster.json (its settings)."""
+def demo_server_dir(base, euid=None):
+    """Where `make demo` puts the server's files: None (inside `base`) unless running as root, where
+    the server runs as postgres, which may not traverse the clone's parents (root's home is 0700):
+    then /var/tmp/maestro-demo-<first 12 hex of sha256(real path of base)>, one per clone."""
+    if (os.geteuid() if euid is None else euid) != 0:
+        return None
+    digest = hashlib.sha256(os.path.realpath(base).encode()).hexdigest()[:12]
+    return os.path.join("/var/tmp", "maestro-demo-" + digest)
 
-    def __init__(self, base, port=None, app_user="maestro_app", app_password=None):
+
+class Cluster:
+    """One cluster: `base` holds cluster.json (its settings) and, unless `server_dir` is given,
+    data/, the socket and the log; with `server_dir` those live there."""
+
+    def __init__(self, base, port=None, app_user="maestro_app", app_password=None, server_dir=None):
         self.base = os.path.abspath(base)
-        self.data = os.path.join(self.base, "data")
-        self.log = os.path.join(self.base, "server.log")
-        self.socket_dir = self.base
-        self.bindir = server_bindir()
         saved = self._load()
+        self.server_dir = saved.get("server_dir") or (os.path.abspath(server_dir) if server_dir else self.base)
+        if not saved.get("server_dir") and os.path.exists(os.path.join(self.base, "data", "PG_VERSION")):
+            self.server_dir = self.base  # a cluster made before server_dir existed stays where it is
+        self.data = os.path.join(self.server_dir, "data")
+        self.log = os.path.join(self.server_dir, "server.log")
+        self.socket_dir = self.server_dir
+        self.bindir = server_bindir()
         self.port = port or saved.get("port") or free_port()
         self.app_user = saved.get("app_user", app_user)
         self.app_password = saved.get("app_password") or app_password or "app-" + os.urandom(9).hex()
@@ -76,7 +96,8 @@ class Cluster:
     def _save(self):
         fd = os.open(self._settings_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
-            json.dump({"port": self.port, "app_user": self.app_user, "app_password": self.app_password}, fh)
+            json.dump({"port": self.port, "app_user": self.app_user, "app_password": self.app_password,
+                       "server_dir": self.server_dir}, fh)
 
     # -- running the server binaries ----------------------------------------------------------
     def _server_cmd(self, argv, **kwargs):
@@ -87,14 +108,15 @@ class Cluster:
 
     def _prepare_dirs(self):
         os.makedirs(self.base, exist_ok=True)
-        os.chmod(self.base, 0o755)
+        os.makedirs(self.server_dir, exist_ok=True)
+        os.chmod(self.server_dir, 0o700 if self.server_dir != self.base else 0o755)
         if self.run_as:
             user = pwd.getpwnam(self.run_as)
-            os.chown(self.base, user.pw_uid, user.pw_gid)
-            probe = subprocess.run(["runuser", "-u", self.run_as, "--", "test", "-w", self.base])
+            os.chown(self.server_dir, user.pw_uid, user.pw_gid)
+            probe = subprocess.run(["runuser", "-u", self.run_as, "--", "test", "-w", self.server_dir])
             if probe.returncode != 0:
                 raise RuntimeError(
-                    f"the {self.run_as} user cannot write to {self.base}: a parent directory is not "
+                    f"the {self.run_as} user cannot write to {self.server_dir}: a parent directory is not "
                     "traversable; put the cluster somewhere it can reach (for example under /tmp)"
                 )
 
@@ -102,7 +124,7 @@ class Cluster:
         if os.path.exists(os.path.join(self.data, "PG_VERSION")):
             return False
         self._prepare_dirs()
-        pwfile = os.path.join(self.base, "superuser.pw")
+        pwfile = os.path.join(self.server_dir, "superuser.pw")  # postgres must read it
         fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write("postgres-" + os.urandom(9).hex() + "\n")
@@ -154,6 +176,8 @@ class Cluster:
 
     def destroy(self):
         self.stop()
+        if self.server_dir != self.base:
+            shutil.rmtree(self.server_dir, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
     # -- SQL as the superuser -----------------------------------------------------------------
@@ -197,8 +221,10 @@ def main(argv=None):
     parser.add_argument("base")
     parser.add_argument("--port", type=int)
     parser.add_argument("--database", action="append", default=[], help="create this database when missing")
+    parser.add_argument("--demo", action="store_true",
+                        help="as root, put the server's files where postgres can reach them (demo_server_dir)")
     args = parser.parse_args(argv)
-    cluster = Cluster(args.base, port=args.port)
+    cluster = Cluster(args.base, port=args.port, server_dir=demo_server_dir(args.base) if args.demo else None)
     if args.action == "start":
         cluster.start()
         for name in args.database:
@@ -208,6 +234,7 @@ def main(argv=None):
                           "app_user": cluster.app_user}))
     elif args.action == "stop":
         cluster.stop()
+        print(cluster.server_dir)
     elif args.action == "destroy":
         cluster.destroy()
     else:

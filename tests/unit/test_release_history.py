@@ -144,3 +144,15 @@ def test_an_unreadable_history_is_not_taken_for_an_empty_one(tmp_path):
     with pytest.raises(rh.HistoryError, match="cannot read release history"):
         rh.load(str(tmp_path / "history.json"))
     assert rh.load(str(tmp_path / "missing.json")) == rh.empty()
+
+
+def test_live_release_is_never_a_failed_current():
+    # issue 13: a failed first deploy left `current` on the failed release; the next deploy named it
+    # its previous release (the rescue's target and the summary's "rollback target")
+    data = history(("r1", "failed"))
+    assert rh.live_release(data, "r1") is None
+    data = history(("r1", "success"), ("r2", "failed"))
+    assert rh.live_release(data, "r2")["id"] == "r1"
+    assert rh.live_release(data, "r1")["id"] == "r1"
+    assert rh.live_release(history(), None) is None
+    assert rh.live_release(history(("r1", "success"), ("r2", "rolled_back")), "r9")["id"] == "r2"

@@ -1,0 +1,197 @@
+"""Issue 13: never cause an outage. A failed first deploy leaves no `current` and removes only
+the processes it started; a hand-made install (a git clone started with `pm2 start npm -- start`)
+is refused without deploy_adopt and left serving; the no-op deploy starts the live release when
+PM2 lost it."""
+
+import os
+import subprocess
+
+from tests.integration.test_deploy_flow import assert_ok, deploy_env  # noqa: F401 (fixture)
+from tests.support.apprepo import make_variant
+from tests.support.paths import PM2
+
+
+def pm2(env, *args):
+    return subprocess.run([PM2, *args], env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]),
+                          capture_output=True, text=True, timeout=60)
+
+
+def pm2_names(env):
+    import json
+    out = pm2(env, "jlist").stdout
+    start = out.find("[")
+    return [p["name"] for p in json.loads(out[start:])] if start >= 0 else []
+
+
+def test_failed_first_deploy_leaves_no_current_and_no_process(deploy_env):  # noqa: F811
+    env = deploy_env
+    make_variant(env.repo, "v4-crash-first", files={
+        "src/server.js": lambda text: "throw new Error('cannot start');\n" + text})
+    run = env.deploy("v4-crash-first")
+    assert not run.ok, run.stdout[-3000:]
+    assert "DEPLOY FAILED in stage switch" in run.stdout
+    # current is not left on the failed release (the next deploy's rescue went back onto it)
+    assert not os.path.lexists(os.path.join(env.app_root, "current")), run.stdout[-3000:]
+    assert "was removed (this run had created it)" in run.stdout
+    assert env.vars["app_name"] not in pm2_names(env)
+    assert env.history()["releases"][-1]["status"] == "failed"
+
+    run = env.deploy("v2")  # the failed release had migrated to v2's schema (additive: kept)
+    assert_ok(run)
+    assert "Previous release (rollback target): none" in run.stdout
+    assert env.health()["revision"] == env.shas["v2"]
+
+
+def test_noop_deploy_starts_the_live_release_when_pm2_lost_it(deploy_env):  # noqa: F811
+    # make demo; make demo-stop; make demo failed in the smoke test ("Connection refused") with
+    # "State left: ... still serves": the no-op path never checked that PM2 runs the live release
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    assert pm2(env, "kill").returncode == 0
+    run = env.deploy("v1")
+    assert_ok(run)
+    assert "No change" in run.stdout and "PM2 was not running it" in run.stdout and "it was started" in run.stdout
+    assert env.health()["revision"] == env.shas["v1"]
+    assert len(env.history()["releases"]) == 1
+
+
+def hand_made_install(env, pg_cluster, tag="v1"):
+    """The manual procedure's layout (database-guide.md): a git clone, built in place, a .env,
+    started with `pm2 start npm --name <app> -- start` from the clone. Returns its directory.
+    Takes another app later: it only needs `npm start` to serve healthcheck_url on PORT."""
+    from tests.support.apprepo import git
+    from tests.support.paths import EXAMPLE_APP
+    from tests.support.http import wait_for_health
+
+    clone = os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", env.vars["app_name"])
+    os.makedirs(os.path.dirname(clone))
+    subprocess.run(["git", "clone", "-q", env.repo, clone], check=True)
+    git(clone, "checkout", "-q", tag)
+    os.symlink(os.path.join(EXAMPLE_APP, "node_modules"), os.path.join(clone, "node_modules"))
+    subprocess.run(["node", "scripts/build.js"], cwd=clone, check=True, capture_output=True)
+    with open(os.path.join(clone, ".env"), "w") as fh:
+        fh.write(f"PORT={env.vars['app_port']}\nDATABASE_URL={pg_cluster.url(env.db)}\n")
+    started = subprocess.run([PM2, "start", "npm", "--name", env.vars["app_name"], "--", "start"], cwd=clone,
+                             env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]), capture_output=True, text=True)
+    assert started.returncode == 0, started.stderr
+    body = wait_for_health(env.url, timeout=30)
+    return clone, body["pid"]
+
+
+def test_first_deploy_onto_a_hand_made_install_is_refused_and_changes_nothing(deploy_env, pg_cluster):  # noqa: F811
+    # issue 13: the deploy wrote releases/ repo/ shared/ current into the git clone, failed in
+    # switch, and its rescue stopped the user's own process ("nothing serves")
+    env = deploy_env
+    clone, pid = hand_made_install(env, pg_cluster)
+
+    run = env.deploy("v1")
+    assert not run.ok, run.stdout[-3000:]
+    assert f"PM2 already runs {env.vars['app_name']} from outside {env.app_root}/releases" in run.stdout
+    assert f"cwd {os.path.realpath(clone)}" in run.stdout and "-e deploy_adopt=true" in run.stdout
+    assert not os.path.exists(env.app_root)  # no directory, no lock, no history
+    assert env.health()["pid"] == pid  # the old process keeps answering
+
+    # app_root = the clone itself (the reported layout): refused even with deploy_adopt
+    run = env.deploy("v1", extravars={"app_root": clone, "deploy_adopt": True})
+    assert not run.ok, run.stdout[-3000:]
+    assert "is the directory the running process works in" in run.stdout
+    assert f"app_root={clone}-releases" in run.stdout
+    assert sorted(os.listdir(clone)) == sorted(set(os.listdir(clone)) - {"releases", "repo", "shared", "current"})
+    assert not os.path.exists(os.path.join(clone, ".deploy.lock"))
+    assert env.health()["pid"] == pid
+
+
+def test_role_without_createdb_is_refused_before_anything_migrates(deploy_env, pg_cluster):  # noqa: F811
+    # issue 13: the rescue's swap restore failed with "permission denied to create database"
+    # after every migration had run
+    env = deploy_env
+    role = "nocreate_" + os.urandom(3).hex()
+    pg_cluster.psql(f"CREATE ROLE {role} LOGIN PASSWORD 'pw-{role}'")
+    pg_cluster.psql(f'GRANT ALL ON SCHEMA public TO {role}', db=env.db)
+    pg_cluster.psql(f'ALTER DATABASE "{env.db}" OWNER TO {role}')
+    try:
+        run = env.deploy("v1", extravars={"db_user": role, "db_password": f"pw-{role}"})
+        assert not run.ok, run.stdout[-3000:]
+        assert f"db_user {role} may not create databases" in run.stdout, run.stdout[-3000:]
+        assert f'ALTER ROLE "{role}" CREATEDB;' in run.stdout and "-e deploy_rescue_db=keep" in run.stdout
+        assert env.sql("SELECT to_regclass('public.alembic_version')") == [(None,)]
+        assert not os.path.exists(os.path.join(env.app_root, "releases"))
+        assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+    finally:
+        pg_cluster.psql(f'ALTER DATABASE "{env.db}" OWNER TO {pg_cluster.app_user}')
+
+
+def app_cwds(env):
+    import json
+    out = pm2(env, "jlist").stdout
+    procs = json.loads(out[out.find("["):])
+    return [os.path.realpath(p["pm2_env"]["pm_cwd"]) for p in procs if p["name"] == env.vars["app_name"]]
+
+
+class NoAnswer:
+    """Polls a URL in a thread; `longest` is the longest stretch (s) without a 200 answer."""
+
+    def __init__(self, url):
+        import threading
+        self.url, self.longest, self.stop = url, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        import time
+        import urllib.request
+        down_since = None
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=1) as resp:
+                    ok = resp.status == 200
+            except Exception:  # noqa: BLE001 - any failure is "no answer"
+                ok = False
+            now = time.time()
+            if ok and down_since is not None:
+                self.longest = max(self.longest, now - down_since)
+                down_since = None
+            elif not ok and down_since is None:
+                down_since = now
+            time.sleep(0.1)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
+
+
+def test_adopting_a_hand_made_install_replaces_the_old_process_after_the_release_is_ready(deploy_env, pg_cluster):  # noqa: F811,E501
+    env = deploy_env
+    clone, _pid = hand_made_install(env, pg_cluster)
+    with NoAnswer(env.url) as probe:
+        run = env.deploy("v2", extravars={"deploy_adopt": True})
+    print(f"\nadoption (fork mode, one port): measured {probe.longest:.1f} s without an answer")
+    assert_ok(run)
+    assert env.health()["revision"] == env.shas["v2"]
+    assert "Took over from the PM2 process(es)" in run.stdout and os.path.realpath(clone) in run.stdout
+    text = " ".join(run.stdout.split())  # the YAML callback folds long lines
+    gap = text.split("nothing served for at most ")[1].split(" s")[0]
+    print(f"\nadoption (fork mode, one port): nothing served for at most {gap} s")
+    cwds = app_cwds(env)
+    assert cwds and all(c.startswith(os.path.realpath(env.app_root) + "/releases/") for c in cwds), cwds
+    assert not os.path.exists(os.path.join(clone, "releases"))  # the clone is left as it was
+
+
+def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  # noqa: F811
+    # "No rescue ever stops a process that this run did not start": the old one serves again
+    env = deploy_env
+    make_variant(env.repo, "v4-crash-adopt", files={
+        "src/server.js": lambda text: "throw new Error('cannot start');\n" + text})
+    clone, _pid = hand_made_install(env, pg_cluster)
+    run = env.deploy("v4-crash-adopt", extravars={"deploy_adopt": True})
+    assert not run.ok
+    text = " ".join(run.stdout.split())
+    assert "was started again from " + os.path.realpath(clone) in text, run.stdout[-3000:]
+    gap = text.split("nothing served for ")[1].split(" s")[0]
+    print(f"\nfailed adoption (fork mode): nothing served for {gap} s")
+    assert env.health()["revision"] is None  # the hand-made clone (no REVISION file) serves again
+    assert app_cwds(env) == [os.path.realpath(clone)]
+    assert not os.path.lexists(os.path.join(env.app_root, "current"))
