@@ -18,6 +18,11 @@ PLAY = """---
   gather_facts: false
   roles:
     - role: pm2_startup
+  tasks:
+    - name: Save the process list as the deploy does
+      ansible.builtin.include_role:
+        name: pm2_startup
+        tasks_from: save.yml
 """
 
 
@@ -31,8 +36,7 @@ def startup(tmp_path, playbook, pm2_home):
     inventory = {"all": {"children": {"app": {"hosts": {"localhost": None}}}, "vars": {
         "ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}",
         "app_name": "shop", "app_root": str(tmp_path / "www" / "shop"), "pm2_home": pm2_home, "pm2_bin": PM2,
-        "pm2_startup": True, "pm2_startup_unit_dir": str(units), "pm2_startup_logrotate_dir": str(rotate),
-        "pm2_startup_become": False}}}
+        "pm2_startup": True, "pm2_startup_unit_dir": str(units), "pm2_startup_logrotate_dir": str(rotate)}}}
     return lambda **kw: playbook(str(play), inventory, **kw), units, rotate
 
 
