@@ -179,6 +179,7 @@ def test_crashing_release_is_rolled_back_automatically(deploy_env):
     assert not run.ok
     assert "DEPLOY FAILED in stage switch" in run.stdout
     assert "current points back to release" in run.stdout
+    assert "its health check passed" in run.stdout  # the inventory's health check, run for the release put back
     assert env.health()["revision"] == env.shas["v1"]
     assert [r[0] for r in env.sql("SELECT name FROM items")] == ["kept"]
     assert os.path.realpath(os.path.join(env.app_root, "current")).endswith(env.history()["releases"][0]["id"])
