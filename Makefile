@@ -25,7 +25,7 @@ demo-stop:
 # on TEST_WORKERS processes; tests marked serial measure dropped requests and run alone after.
 TEST_WORKERS ?= 3
 test: setup
-	$(PY) -m pytest tests -q -n $(TEST_WORKERS) -m "not serial"
+	$(PY) -m pytest tests -q -n $(TEST_WORKERS) -m "not serial" --durations=25
 	$(PY) -m pytest tests -q -m serial
 
 test-unit: setup
