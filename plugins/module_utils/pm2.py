@@ -409,3 +409,13 @@ def daemon_app_lines(lines, name):
     """Lines of PM2's daemon log (pm2.log) about app `name` ("App [name:0] ...", "app=name ...")."""
     markers = ("[%s:" % name, "app=%s " % name, "name:%s " % name, "app:%s " % name)
     return [line for line in lines if any(m in line for m in markers)]
+
+
+def running_dir(pid, pm_cwd):
+    """Where a PM2 process really runs: /proc/<pid>/cwd (Linux), else PM2's cwd resolved."""
+    if pid:
+        try:
+            return os.path.realpath(os.readlink("/proc/%d/cwd" % pid))
+        except (OSError, ValueError):
+            pass
+    return os.path.realpath(pm_cwd) if pm_cwd else None

@@ -29,12 +29,8 @@ options:
   app_root:
     description: The deploy's app root (releases in C(<app_root>/releases)).
     type: path
-  pm2:
-    description: Path of the pm2 CLI (default - C(pm2) on the C(PATH)).
-    type: path
-  pm2_home:
-    description: C(PM2_HOME) (PM2's default is C(~/.pm2)).
-    type: path
+extends_documentation_fragment:
+  - maestro.deploy.pm2
 attributes:
   check_mode:
     support: full
@@ -114,6 +110,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     app_processes,
     forget_deploy_session_name,
     parse_jlist,
+    running_dir,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import (  # noqa: E402
     app_root_problem,
@@ -121,15 +118,6 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import ( 
     is_within,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
-
-
-def running_dir(pid, pm_cwd):
-    if pid:
-        try:
-            return os.path.realpath(os.readlink("/proc/%d/cwd" % pid))
-        except (OSError, ValueError):
-            pass
-    return os.path.realpath(pm_cwd) if pm_cwd else None
 
 
 def daemon_running(home):

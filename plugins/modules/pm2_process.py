@@ -329,8 +329,8 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noqa: E402
-    STATES,
     Pm2OutputError,
+    STATES,
     StabilityWatch,
     StartError,
     app_processes,
@@ -344,6 +344,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     pm2_environment,
     release_mismatches,
     resolve_start,
+    running_dir,
     script_config,
     summarize,
     tail_lines,
@@ -352,16 +353,6 @@ from ansible_collections.maestro.deploy.plugins.module_utils.runner import Comma
 
 POLL_INTERVAL = 0.5
 PREDICTED_STATUS = dict(start="online", restart="online", reload="online", stop="stopped", delete="absent")
-
-
-def running_dir(pid, pm_cwd):
-    """Where the process really runs: /proc/<pid>/cwd (Linux), else PM2's cwd resolved."""
-    if pid:
-        try:
-            return os.path.realpath(os.readlink("/proc/%d/cwd" % pid))
-        except (OSError, ValueError):
-            pass
-    return os.path.realpath(pm_cwd) if pm_cwd else None
 
 
 def pid_alive(pid):

@@ -55,16 +55,12 @@ options:
         first (a crash-looping worker may be restarting still), so the old definition can start.
     type: list
     elements: int
-  pm2:
-    description: Path of the pm2 CLI (default - C(pm2) on the C(PATH)).
-    type: path
-  pm2_home:
-    description: C(PM2_HOME) (PM2's default is C(~/.pm2)).
-    type: path
   wait_online:
     description: Seconds to wait until a restored process is online.
     type: int
     default: 30
+extends_documentation_fragment:
+  - maestro.deploy.pm2
 attributes:
   check_mode:
     support: full
