@@ -62,7 +62,8 @@ def run(env, size_mb):
     for label, source, opts in RESTORES:
         start = time.monotonic()
         with AvailabilityProbe(cluster.conninfo(DB)) as probe:
-            res = run_module("pg_restore", conn_args(cluster, DB, src=made[source], **opts), work, timeout=3600)
+            args = conn_args(cluster, DB, src=made[source], src_dir=os.path.dirname(made[source]), **opts)
+            res = run_module("pg_restore", args, work, timeout=3600)
         wall = time.monotonic() - start
         if res.failed:
             raise RuntimeError(f"pg_restore {label}: {res.result.get('msg')} {res.stderr[-1500:]}")

@@ -25,7 +25,6 @@ import time
 import psycopg
 import pytest
 
-from tests.support.adhoc import run_module
 from tests.support.apprepo import make_variant
 from tests.support.faults import (
     Killer,
@@ -281,13 +280,14 @@ def test_prisma_migration_with_bad_sql_after_a_good_statement(env):
     assert ("20260301000000_half_done",) not in applied
     failed = env.history()["releases"][-1]
     assert failed["status"] == "failed" and failed["failure"]["stage"] == "migrate"
-    # What the failure tells a person to do, so that later Prisma deploys are not blocked (P3009).
-    assert "resolve_rolled_back=20260301000000_half_done" in run.stdout
-    resolved = run_module("maestro.deploy.prisma_migrate", {
-        "command": "resolve", "resolve_rolled_back": "20260301000000_half_done", "engine": "native",
-        "project_dir": os.path.join(env.app_root, "releases", failed["id"]),
-        "database_url": env.cluster.url(env.db)})
-    assert not resolved.failed, resolved.result
+    # The migration ran in one transaction, rolled back: it is recorded failed and rolled back (its
+    # logs kept), so later Prisma deploys are not blocked (no P3009) and nothing needs resolving.
+    assert "recorded in _prisma_migrations as failed and rolled back" in run.stdout
+    with psycopg.connect(**env.conninfo()) as conn:
+        rows = conn.execute('SELECT finished_at IS NULL, rolled_back_at IS NOT NULL, logs IS NOT NULL '
+                            'FROM "_prisma_migrations" WHERE migration_name = %s',
+                            ("20260301000000_half_done",)).fetchall()
+    assert rows and all(r == (True, True, True) for r in rows), rows
 
 
 def test_health_check_fails_while_a_second_deploy_is_refused(env):
