@@ -22,8 +22,8 @@ demo-stop:
 	@-[ ! -f $(LOCAL)/pg/cluster.json ] || { dir=$$($(PY) -m tests.support.pgcluster stop $(LOCAL)/pg) && echo "PostgreSQL ($$dir) stopped"; }
 
 # The integration tests mostly wait (PM2 stability windows, npm, health checks), so they run
-# (worksteal: an idle worker takes queued tests from a busy one, so the long ones do not pile up at the end)
 # on TEST_WORKERS processes; tests marked serial measure dropped requests and run alone after.
+# worksteal: an idle worker takes queued tests from a busy one, so the long ones do not pile up at the end.
 TEST_WORKERS ?= 3
 test: setup
 	$(PY) -m pytest tests -q -n $(TEST_WORKERS) --dist worksteal -m "not serial" --durations=25
