@@ -419,3 +419,16 @@ def running_dir(pid, pm_cwd):
         except (OSError, ValueError):
             pass
     return os.path.realpath(pm_cwd) if pm_cwd else None
+
+
+def pid_alive(pid):
+    """Whether a process of this pid exists (one of another user's counts too)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True

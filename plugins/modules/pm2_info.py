@@ -110,6 +110,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     app_processes,
     forget_deploy_session_name,
     parse_jlist,
+    pid_alive,
     running_dir,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import (  # noqa: E402
@@ -126,13 +127,7 @@ def daemon_running(home):
             pid = int(fh.read().strip())
     except (IOError, OSError, ValueError):
         return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
+    return pid_alive(pid)
 
 
 def describe(proc):

@@ -343,6 +343,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noq
     pm2_argv,
     pm2_environment,
     release_mismatches,
+    pid_alive,
     resolve_start,
     running_dir,
     script_config,
@@ -353,18 +354,6 @@ from ansible_collections.maestro.deploy.plugins.module_utils.runner import Comma
 
 POLL_INTERVAL = 0.5
 PREDICTED_STATUS = dict(start="online", restart="online", reload="online", stop="stopped", delete="absent")
-
-
-def pid_alive(pid):
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except PermissionError:
-        return True
-    except OSError:
-        return False
-    return True
 
 
 class Pm2App:
