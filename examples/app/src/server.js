@@ -106,9 +106,16 @@ server.listen(port, process.env.HOST || '127.0.0.1', () => {
   if (process.send) process.send('ready');
 });
 
+// In cluster mode the PM2 daemon accepts connections and hands each to a worker over IPC. A
+// connection handed over just before this worker's close reached the daemon is answered
+// "not accepted" and given to another worker, but only while this process still reads its IPC
+// channel: exiting the moment the last connection ends loses it (the client waits forever). So
+// after closing, linger briefly before exiting.
+const LINGER_MS = 300;
+
 function shutdown(signal) {
   console.log(`${signal}: closing gracefully`);
-  server.close(() => pool.end().finally(() => process.exit(0)));
+  server.close(() => pool.end().finally(() => setTimeout(() => process.exit(0), LINGER_MS)));
   setTimeout(() => process.exit(0), 4000).unref();
 }
 process.on('SIGINT', () => shutdown('SIGINT'));
