@@ -143,6 +143,30 @@ def env_line(key, value):
     return "%s='%s'" % (key, value)
 
 
+# The deploy's stages in order (playbooks/deploy.yml enters each through tasks/stage.yml; a
+# unit test keeps this list, the playbook and docs/architecture.md the same). `done` is entered
+# last, so `after_record` runs too.
+STAGES = ("preflight", "backup", "release", "migrate", "switch", "smoke_test", "record")
+
+
+def hooks_problems(hooks):
+    """What is wrong with deploy_hooks ({before_<stage>|after_<stage>: task file}), as a list of
+    'deploy_hooks...' strings; a misspelt key would otherwise never run and say nothing."""
+    if hooks in (None, ""):
+        return []
+    if not isinstance(hooks, dict):
+        return ["deploy_hooks (a mapping of before_<stage> or after_<stage> to a task file)"]
+    known = ["%s_%s" % (when, stage) for stage in STAGES for when in ("before", "after")]
+    problems = []
+    for key in sorted(hooks, key=str):
+        path = hooks[key]
+        if key not in known:
+            problems.append("deploy_hooks.%s (no such hook; the stages are %s)" % (key, ", ".join(STAGES)))
+        elif not isinstance(path, str) or not path.strip():
+            problems.append("deploy_hooks.%s (the path of a task file)" % key)
+    return problems
+
+
 # Worst first: a rollback must treat a mix of classes as the worst one.
 DB_CLASS_ORDER = ("destructive", "reversible", "additive")
 
@@ -238,4 +262,4 @@ class FilterModule(object):
         return dict(stage_durations=stage_durations, migration_summary=migration_summary, rollback_plan=rollback_plan,
                     url_component=url_component, database_url=database_url, env_problems=env_problems,
                     env_line=env_line, path_problem=path_problem, repo_problem=repo_problem,
-                    hide_userinfo=hide_userinfo)
+                    hide_userinfo=hide_userinfo, hooks_problems=hooks_problems)

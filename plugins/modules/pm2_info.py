@@ -65,13 +65,15 @@ instances:
     pm_id: {description: PM2 id., type: int}
     pid: {description: OS process id (0 when not running)., type: int}
     status: {description: PM2 status., type: str}
+    restarts: {description: How many times PM2 restarted it., type: int}
     exec_mode: {description: fork or cluster., type: str}
     cwd: {description: "Real directory the process runs from (C(/proc/<pid>/cwd), else resolved C(pm_cwd)).", type: str}
     pm_cwd: {description: The cwd PM2 recorded., type: str}
     exec_path: {description: The script PM2 runs., type: str}
     args: {description: The script's arguments., type: list, elements: str}
   sample:
-    - {pm_id: 0, pid: 4242, status: online, exec_mode: fork, cwd: /srv/manumaestro, pm_cwd: /srv/manumaestro,
+    - {pm_id: 0, pid: 4242, status: online, restarts: 0,
+       exec_mode: fork, cwd: /srv/manumaestro, pm_cwd: /srv/manumaestro,
        exec_path: /usr/bin/npm, args: [start]}
 pm_ids:
   description: The pm_ids of the app's instances.
@@ -135,6 +137,7 @@ def describe(proc):
     pid = proc.get("pid") or 0
     args = env.get("args") or []
     return dict(pm_id=proc.get("pm_id"), pid=pid, status=env.get("status", "unknown"),
+                restarts=env.get("restart_time", 0),
                 exec_mode=(env.get("exec_mode") or "").replace("_mode", ""),
                 cwd=running_dir(pid, env.get("pm_cwd")), pm_cwd=env.get("pm_cwd"),
                 exec_path=env.get("pm_exec_path"), args=[to_native(a) for a in args] if isinstance(args, list) else [])

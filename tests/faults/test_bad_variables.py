@@ -37,6 +37,9 @@ CASES = {
     "app_version_option": ({}, {"app_version": "--output=x"}, ["app_version=--output=x", "not starting with '-'"]),
     "app_repo_option": ({"app_repo": "--upload-pack=touch {work}/pwned"}, {},
                         ["app_repo=--upload-pack=touch {work}/pwned", "option"]),
+    # a misspelt hook never ran and said nothing
+    "deploy_hook_misspelt": ({"deploy_hooks": {"before_migrations": "/dev/null"}}, {},
+                             ["deploy_hooks.before_migrations (no such hook; the stages are preflight, backup"]),
 }
 # Cases run in check mode: nothing may change even there (main cloned a mirror into /repo); the
 # checks do not depend on the mode, and the cases above cover a real run.

@@ -129,6 +129,17 @@ def test_v1_then_v2_keeps_data_and_records_history(deploy_env, tmp_path):
     status = env.status()
     assert_ok(status)
     assert v2["id"] in status.stdout and "0002_add_item_notes" in status.stdout and "Deploy lock: free" in status.stdout
+    assert f"label={v2['id']} schema=0002_add_item_notes" in status.stdout  # the backup taken before v2
+
+
+def test_status_before_any_deploy_starts_no_pm2_daemon(deploy_env, pm2_home):
+    """status.yml reads PM2 without starting its daemon (`pm2 jlist` would, printing a notice
+    before its JSON, which broke the status) and says nothing runs."""
+    status = deploy_env.status()
+    assert_ok(status)
+    assert f"no process named {deploy_env.vars['app_name']} (no PM2 daemon runs)" in status.stdout
+    assert "Current release: none" in status.stdout and "none in" in status.stdout
+    assert not os.path.exists(os.path.join(pm2_home, "pm2.pid")), "status started a PM2 daemon"
 
 
 def test_same_version_twice_changes_nothing_but_history(deploy_env):
@@ -259,6 +270,8 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
+    """deploy_hooks and deploy_notify_url set in the inventory, as the README documents (a play
+    var once silently won over the inventory's deploy_hooks)."""
     env = deploy_env
     log = tmp_path / "hooks.log"
     hooks = {}
@@ -273,9 +286,9 @@ def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
     _Recorder.received = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    env.vars.update(deploy_hooks=hooks, deploy_notify_url=f"http://127.0.0.1:{server.server_port}/hook")
     try:
-        run = env.deploy("v1", extravars={"deploy_hooks": hooks,
-                                          "deploy_notify_url": f"http://127.0.0.1:{server.server_port}/hook"})
+        run = env.deploy("v1")
     finally:
         server.shutdown()
     assert_ok(run)

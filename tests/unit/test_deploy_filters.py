@@ -232,3 +232,30 @@ def test_pgpass_template_escapes_colon_and_backslash():
     lines = [line for line in text.splitlines() if line and not line.startswith("{#")]
     assert len(lines) == 1
     assert read_pgpass_line(lines[0]) == ["*", "*", "*", "app:user\\", EVERY_CHARACTER + ":\\\\:"]
+
+
+@pytest.mark.parametrize("hooks, problems", [
+    (None, []),
+    ({}, []),
+    ({"before_migrate": "/srv/hooks/m.yml", "after_record": "/srv/hooks/r.yml"}, []),
+    ({"before_migrations": "/srv/hooks/m.yml"},
+     ["deploy_hooks.before_migrations (no such hook; the stages are preflight, backup, release, migrate,"
+      " switch, smoke_test, record)"]),
+    ({"after_switch": ""}, ["deploy_hooks.after_switch (the path of a task file)"]),
+    ({"after_switch": ["a.yml"]}, ["deploy_hooks.after_switch (the path of a task file)"]),
+    (["before_migrate"], ["deploy_hooks (a mapping of before_<stage> or after_<stage> to a task file)"]),
+])
+def test_hooks_problems(hooks, problems):
+    assert filters.hooks_problems(hooks) == problems
+
+
+def test_the_stage_list_is_the_playbooks_and_the_architecture_notes():
+    """plugins/filter/deploy.py's STAGES (which hooks exist) is the order deploy.yml enters its
+    stages in, and the order docs/architecture.md lists them in."""
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    with open(os.path.join(root, "playbooks", "deploy.yml")) as fh:
+        entered = re.findall(r"^\s+deploy_enter: (\w+)$", fh.read(), re.M)
+    assert tuple(entered) == filters.STAGES
+    with open(os.path.join(root, "docs", "architecture.md")) as fh:
+        listed = re.findall(r"^\d+\. \*\*(\w+)\*\*", fh.read(), re.M)
+    assert tuple(listed) == filters.STAGES

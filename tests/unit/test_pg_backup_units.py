@@ -297,3 +297,15 @@ def test_directory_checksum_depends_on_content_and_names(tmp_path):
     first = pg_manifest.sha256_of(str(d))
     (d / "3001.dat.gz").write_bytes(b"dat4")
     assert pg_manifest.sha256_of(str(d)) != first
+
+
+def test_backup_info_lists_the_newest_first_without_private_keys(tmp_path):
+    from ansible_collections.maestro.deploy.plugins.modules.pg_backup_info import listing
+    paths = [make_backup(tmp_path, "app", days_ago(n)) for n in (2, 0, 1)]
+    make_backup(tmp_path, "app", days_ago(3), verify="none")
+    found = pg_manifest.find_backups(str(tmp_path), "app")
+    two = listing(found, 2)
+    assert [b["path"] for b in two] == [paths[1], paths[2]]
+    assert all(b["verified"] is True and not any(k.startswith("_") for k in b) for b in two)
+    everything = listing(found, 0)
+    assert len(everything) == 4 and everything[-1]["verified"] is False
