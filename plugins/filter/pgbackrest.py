@@ -1,0 +1,136 @@
+# -*- coding: utf-8 -*-
+# Copyright: maestro.deploy contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Filters the pgbackrest role uses: its variables checked for their grammar before anything on
+the host changes (stanza name, paths, sizes, retention, cron schedules), and the
+archive_command PostgreSQL runs."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import re
+
+from ansible_collections.maestro.deploy.plugins.filter.schedule import (
+    CRON_FILE_NAME,
+    SYSTEM_DIRS,
+    USER,
+    _show,
+    cron_schedule_problem,
+    path_problem,
+)
+
+SAFE_PATH = re.compile(r"^[A-Za-z0-9_./-]+\Z")  # written into pgbackrest.conf and archive_command as is
+STANZA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
+SIZE = re.compile(r"^[1-9][0-9]*(?:[KMGTP]i?B)?\Z")  # pgBackRest sizes: 128MB, 1GB, 1GiB, or bytes
+SIZE_UNITS = {"": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3, "TB": 1024 ** 4, "PB": 1024 ** 5}
+# pgBackRest's own paths: the repository and spool hold WAL and backups, never at a system directory
+OWN_PATHS = ("pgbackrest_repo_path", "pgbackrest_spool_path", "pgbackrest_log_path", "pgbackrest_lock_path")
+FILE_PATHS = ("pgbackrest_config_file",)
+SERVER_PATHS = ("pgbackrest_pg_path", "pgbackrest_pg_socket_path")
+SCHEDULES = ("pgbackrest_full_schedule", "pgbackrest_diff_schedule", "pgbackrest_verify_schedule")
+# one WAL segment (16 MB by default): a queue max below a few segments drops WAL at once
+MIN_QUEUE_BYTES = 4 * 16 * 1024 ** 2
+
+
+def size_bytes(text):
+    """Bytes in a pgBackRest size (`128MB`, `1GiB`, `1048576`)."""
+    match = re.match(r"^([0-9]+)([KMGTP]?)i?B?\Z", text)
+    return int(match.group(1)) * SIZE_UNITS[(match.group(2) + "B") if match.group(2) else ""]
+
+
+def _as_int(value):
+    """An int from an int or a string of digits (-e gives strings); None otherwise."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and re.match(r"^[0-9]{1,9}\Z", value):
+        return int(value)
+    return None
+
+
+def pgbackrest_problems(values):
+    """Every bad pgbackrest variable as 'variable=value (rule)'; [] when all are fine."""
+    problems = []
+
+    def bad(name, rule):
+        problems.append("%s=%s (%s)" % (name, _show(values.get(name)), rule))
+
+    if not STANZA.match(str(values.get("pgbackrest_stanza") or "")):
+        bad("pgbackrest_stanza", "letters, digits, _ and -, starting with a letter or digit, at most 64")
+    for name in OWN_PATHS + FILE_PATHS + SERVER_PATHS:
+        if name not in values:
+            continue
+        if name in SERVER_PATHS:
+            system_dirs = ()
+        elif name in OWN_PATHS[1:]:
+            system_dirs = SYSTEM_DIRS | {"/etc/pgbackrest", "/var/lib/pgbackrest"}
+        else:
+            system_dirs = SYSTEM_DIRS
+        rule = path_problem(values.get(name), system_dirs=system_dirs)
+        if not rule and not SAFE_PATH.match(str(values.get(name))):
+            rule = "letters, digits, '_', '.', '-' and '/' only (written into pgbackrest.conf and archive_command)"
+        if rule:
+            bad(name, rule)
+    repo, spool = values.get("pgbackrest_repo_path"), values.get("pgbackrest_spool_path")
+    pg_path = values.get("pgbackrest_pg_path")
+    if not problems and pg_path:
+        for name in ("pgbackrest_repo_path", "pgbackrest_spool_path"):
+            path = str(values.get(name) or "")
+            if path == pg_path or path.startswith(pg_path + "/") or pg_path.startswith(path + "/"):
+                bad(name, "apart from pgbackrest_pg_path=%s (the data directory)" % pg_path)
+    if not problems and repo and spool and (repo == spool or spool.startswith(repo + "/")
+                                             or repo.startswith(spool + "/")):
+        bad("pgbackrest_spool_path", "apart from pgbackrest_repo_path=%s" % repo)
+    port = _as_int(values.get("pgbackrest_pg_port"))
+    if "pgbackrest_pg_port" in values and not (port is not None and 0 < port < 65536):
+        bad("pgbackrest_pg_port", "a port number, 1-65535")
+    queue = str(values.get("pgbackrest_archive_push_queue_max") or "")
+    if not SIZE.match(queue):
+        bad("pgbackrest_archive_push_queue_max", "a size such as 1GB, 512MB or 1GiB; never empty (unbounded)")
+    elif size_bytes(queue) < MIN_QUEUE_BYTES:
+        bad("pgbackrest_archive_push_queue_max", "at least 64MB (four WAL segments)")
+    for name, low, high in (("pgbackrest_process_max", 1, 999), ("pgbackrest_retention_full", 1, 9999999),
+                            ("pgbackrest_retention_diff", 1, 9999999), ("pgbackrest_archive_timeout", 1, 3600)):
+        if name in values:
+            v = _as_int(values.get(name))
+            if v is None or not low <= v <= high:
+                bad(name, "a whole number, %d-%d" % (low, high))
+    for name in SCHEDULES:
+        if name in values and values.get(name) not in ("", None):
+            rule = cron_schedule_problem(values.get(name))
+            if rule:
+                bad(name, rule + "; or empty for none")
+    cron_file = "" if values.get("pgbackrest_cron_file") is None else str(values.get("pgbackrest_cron_file"))
+    if "pgbackrest_cron_file" in values:
+        if cron_file.startswith("/"):
+            rule = path_problem(cron_file)
+        elif not CRON_FILE_NAME.match(cron_file):
+            rule = "a file name under /etc/cron.d of letters, digits, '_' and '-' (cron skips other names), " \
+                   "or an absolute path"
+        else:
+            rule = None
+        if rule:
+            bad("pgbackrest_cron_file", rule)
+    if "pgbackrest_os_user" in values and not USER.match(str(values.get("pgbackrest_os_user") or "")):
+        bad("pgbackrest_os_user", "a user name: lower-case letters, digits, '_' and '-'")
+    return problems
+
+
+def pgbackrest_archive_command(stanza, config=None, default_config="/etc/pgbackrest/pgbackrest.conf"):
+    """PostgreSQL's archive_command for the stanza (%p: the segment's path); --config only when the
+    file is not pgBackRest's default. Every word has been validated (no space, no quote)."""
+    words = ["pgbackrest"]
+    if config and config != default_config:
+        words.append("--config=" + config)
+    words += ["--stanza=" + stanza, "archive-push", "%p"]
+    return " ".join(words)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {
+            "pgbackrest_problems": pgbackrest_problems,
+            "pgbackrest_archive_command": pgbackrest_archive_command,
+        }
