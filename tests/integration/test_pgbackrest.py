@@ -1,0 +1,249 @@
+"""roles/pgbackrest (playbooks/pgbackrest.yml) and pgbackrest_info against real pgBackRest (Debian's
+2.45, `apt-get install pgbackrest`) on a throwaway PostgreSQL cluster of each test's own (the role
+turns archive_mode on and restarts it). Every pgBackRest path, its lock directory included, is the
+test's, so tests can run side by side."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests.support.adhoc import run_module
+from tests.support.paths import VENV_BIN
+from tests.support.pgcluster import Cluster
+
+SEGMENT = 16 * 1024 ** 2
+QUEUE_MAX = "64MB"
+
+pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None,
+                                reason="pgbackrest is not installed (scripts/setup.sh installs it)")
+
+
+class Host:
+    """One db host's worth of pgBackRest: a cluster and every path the role is given."""
+
+    def __init__(self, base, cluster):
+        self.base = base
+        self.cluster = cluster
+        self.stanza = "t" + os.urandom(3).hex()
+        self.config = os.path.join(base, "etc", "pgbackrest.conf")
+        self.repo = os.path.join(base, "repo")
+        self.log = os.path.join(base, "log")
+        self.cron = os.path.join(base, "cron")
+        self.vars = {
+            "pgbackrest_stanza": self.stanza, "pgbackrest_config_file": self.config,
+            "pgbackrest_pg_path": cluster.data, "pgbackrest_pg_port": cluster.port,
+            "pgbackrest_pg_socket_path": cluster.socket_dir, "pgbackrest_repo_path": self.repo,
+            "pgbackrest_spool_path": os.path.join(base, "spool"), "pgbackrest_log_path": self.log,
+            "pgbackrest_lock_path": os.path.join(base, "lock"), "pgbackrest_cron_file": self.cron,
+            "pgbackrest_archive_push_queue_max": QUEUE_MAX, "pgbackrest_install": False,
+            "pgbackrest_restart_command": self.as_postgres([
+                os.path.join(cluster.bindir, "pg_ctl"), "restart", "-D", cluster.data, "-m", "fast", "-w",
+                "-t", "60", "-l", cluster.log]),
+        }
+
+    @staticmethod
+    def as_postgres(argv):
+        return (["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []) + argv
+
+    def pgbackrest(self, *args, check=True):
+        return subprocess.run(self.as_postgres(["pgbackrest", "--config=" + self.config, "--stanza=" + self.stanza]
+                                               + list(args)), capture_output=True, text=True, check=check,
+                              timeout=300)
+
+    def postmaster_pid(self):
+        with open(os.path.join(self.cluster.data, "postmaster.pid")) as fh:
+            return int(fh.readline())
+
+    def inventory(self, **extra):
+        hostvars = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        hostvars.update(self.vars, **extra)
+        return {"all": {"children": {"db": {"hosts": {"localhost": None}}}, "vars": hostvars}}
+
+    def info(self, **thresholds):
+        args = dict(stanza=self.stanza, config=self.config, **thresholds)
+        done = run_module("maestro.deploy.pgbackrest_info", args)
+        assert not done.failed, (done.stdout, done.stderr)
+        return done.result
+
+
+def stub_crontab(base):
+    """The cron module insists on finding `crontab` though with cron_file it never runs it."""
+    bindir = os.path.join(base, "bin")
+    os.makedirs(bindir)
+    stub = os.path.join(bindir, "crontab")
+    with open(stub, "w") as fh:
+        fh.write("#!/bin/sh\necho 'crontab must not run: cron_file is used' >&2\nexit 1\n")
+    os.chmod(stub, 0o755)
+    return bindir
+
+
+@pytest.fixture
+def pgbr_host():
+    """A cluster of this test's own under /tmp (postgres must reach it), destroyed afterwards."""
+    base = tempfile.mkdtemp(prefix="maestro-pgbr-", dir="/tmp")
+    os.chmod(base, 0o755)
+    cluster = Cluster(os.path.join(base, "pg"))
+    try:
+        cluster.start()
+        yield Host(base, cluster)
+    finally:
+        cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def pgbr_play(pgbr_host, playbook):
+    env = {"PATH": os.pathsep.join([stub_crontab(pgbr_host.base), VENV_BIN, os.environ["PATH"]])}
+
+    def run(check=False, diff=False, **extra):
+        return playbook("pgbackrest.yml", pgbr_host.inventory(**extra), envvars=env, check=check, diff=diff)
+
+    return run
+
+
+def changed(run):
+    return [r["task"] for r in run.task_results() if r["res"].get("changed")]
+
+
+def wait_for(what, probe, timeout=120, every=1.0):
+    deadline = time.time() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.time() > deadline:
+            pytest.fail("timed out waiting for " + what)
+        time.sleep(every)
+
+
+def test_role_sets_up_archiving_stanza_backups_and_the_watch(pgbr_host, pgbr_play):
+    host, cluster = pgbr_host, pgbr_host.cluster
+    pid = host.postmaster_pid()
+
+    # Check mode on a host without pgBackRest's set-up: says what it would do, changes nothing.
+    preview = pgbr_play(check=True)
+    assert preview.ok, preview.stdout
+    assert "A restart of PostgreSQL would be needed for archive_mode" in preview.stdout
+    assert not os.path.exists(host.config) and not os.path.exists(host.repo) and not os.path.exists(host.cron)
+    assert cluster.psql("SHOW archive_mode") == "off"
+    assert cluster.psql("SELECT count(*) FROM pg_file_settings WHERE name LIKE 'archive%'") == "0"
+
+    # Without pgbackrest_restart_allowed: settings written, nothing restarted, a clear failure.
+    refused = pgbr_play()
+    assert not refused.ok
+    failed = refused.failed_tasks()
+    assert [f["task"] for f in failed] == ["Stop when PostgreSQL must be restarted and this run may not restart it"]
+    assert failed[0]["res"]["msg"].startswith("RESTART NEEDED: PostgreSQL on localhost (port %d) must be restarted "
+                                              "for archive_mode" % cluster.port)
+    assert host.postmaster_pid() == pid
+    assert cluster.psql("SHOW archive_mode") == "off"
+    assert cluster.psql("SELECT setting FROM pg_file_settings WHERE name = 'archive_mode'") == "on"
+
+    # Allowed: restarted, archiving, stanza created, pgbackrest check passed, cron entries.
+    setup = pgbr_play(pgbackrest_restart_allowed=True)
+    assert setup.ok, setup.stdout
+    assert host.postmaster_pid() != pid
+    assert cluster.psql("SHOW archive_mode") == "on"
+    assert cluster.psql("SHOW archive_command") == \
+        "pgbackrest --config=%s --stanza=%s archive-push %%p" % (host.config, host.stanza)
+    assert cluster.psql("SHOW archive_timeout") == "1min"
+    assert "Create the stanza in the repository" in changed(setup)
+    checks = setup.task_results("Check that WAL is archived end to end (pgbackrest check)")
+    assert [c["event"] for c in checks] == ["runner_on_ok"]
+    conf = open(host.config).read()
+    assert "archive-async=y" in conf and "archive-push-queue-max=%s" % QUEUE_MAX in conf
+    assert "[%s]\npg1-path=%s\npg1-port=%d\n" % (host.stanza, cluster.data, cluster.port) in conf
+    assert host.pgbackrest("check").returncode == 0
+    cron = open(host.cron).read()
+    base = "postgres pgbackrest --config=%s --stanza=%s" % (host.config, host.stanza)
+    for line in ("30 1 * * 0 %s --type=full backup" % base, "30 1 * * 1-6 %s --type=diff backup" % base,
+                 "30 4 * * 0 %s verify" % base):
+        assert line in cron.splitlines()
+    info = host.info(max_backup_age=3600, max_wal_age=3600)
+    assert info["status"]["code"] == 2  # the stanza exists: "no valid backups"
+    assert info["problems"][0] == "repo1: no backup of stanza %s" % host.stanza
+
+    # A second run changes nothing; check mode with --diff neither.
+    again = pgbr_play(pgbackrest_restart_allowed=True)
+    assert again.ok, again.stdout
+    assert changed(again) == []
+    preview = pgbr_play(check=True, diff=True)
+    assert preview.ok, preview.stdout
+    assert changed(preview) == []
+
+    # A full backup, reported by pgbackrest_info.
+    host.pgbackrest("--type=full", "backup")
+    info = host.info(max_backup_age=3600, max_wal_age=3600)
+    (repo,) = info["repos"]
+    backup = repo["newest_backup"]
+    assert (backup["type"], repo["backup_count"]) == ("full", 1)
+    assert backup["label"].endswith("F") and 0 <= backup["age_s"] < 300
+    assert backup["size_bytes"] > 0 and backup["repo_size_bytes"] > 0
+    assert info["problems"] == []
+    as_postgres = [shutil.which("runuser"), "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    assert info["commands"][0]["cmd"] == as_postgres + [
+        shutil.which("pgbackrest"), "--config=" + host.config, "--stanza=" + host.stanza, "--output=json", "info"]
+
+    # A WAL segment switched out is archived and reported, with its age.
+    cluster.psql("CREATE TABLE IF NOT EXISTS pitr_probe (x int); INSERT INTO pitr_probe VALUES (1)")
+    segment = cluster.psql("SELECT pg_walfile_name(pg_switch_wal())")
+    wal = wait_for("WAL %s in the repository" % segment, lambda: (
+        lambda w: w if w and w["max"] >= segment else None)(host.info()["repos"][0]["newest_wal"]))
+    assert wal["max"] >= segment and 0 <= wal["age_s"] < 120 and wal["pushed_at"] > 0
+
+
+def test_unwritable_repository_drops_wal_beyond_the_queue_max_and_info_says_so(pgbr_host, pgbr_play):
+    host, cluster = pgbr_host, pgbr_host.cluster
+    setup = pgbr_play(pgbackrest_restart_allowed=True)
+    assert setup.ok, setup.stdout
+    before = host.info()["repos"][0]["newest_wal"]
+    assert before is not None  # pgbackrest check archived one
+
+    # The repository's archive becomes unwritable for postgres (root is not held back, the test is).
+    archive = os.path.join(host.repo, "archive", host.stanza)
+    for top, dirs, _files in os.walk(archive):
+        for d in dirs:
+            os.chmod(os.path.join(top, d), 0o550)
+    os.chmod(archive, 0o550)
+
+    cluster.psql("CREATE TABLE filler (x text)")
+    async_log = os.path.join(host.log, "%s-archive-push-async.log" % host.stanza)
+
+    def dropped():
+        cluster.psql("INSERT INTO filler VALUES (repeat('x', 1000)); SELECT pg_switch_wal()")
+        try:
+            text = open(async_log).read()
+        except FileNotFoundError:
+            return None
+        return "because archive queue exceeded %s" % QUEUE_MAX in text and text
+
+    log = wait_for("archive-push-queue-max to drop WAL", dropped, timeout=180, every=0.5)
+    assert "could not push WAL file" in log and "Permission denied" in log
+    assert "WARN: dropped WAL file '" in log
+
+    # pg_wal does not keep more than the queue max waiting (.ready), whatever is switched out.
+    for _ in range(6):
+        cluster.psql("INSERT INTO filler VALUES (repeat('y', 1000)); SELECT pg_switch_wal()")
+        time.sleep(0.5)
+    status_dir = os.path.join(cluster.data, "pg_wal", "archive_status")
+    ready = [n for n in os.listdir(status_dir) if n.endswith(".ready")]
+    assert len(ready) * SEGMENT <= 64 * 1024 ** 2 + 2 * SEGMENT, ready
+    # PostgreSQL counts the dropped segments as archived: its archiver keeps going, pg_wal is recycled.
+    last_archived = cluster.psql("SELECT last_archived_wal FROM pg_stat_archiver")
+    assert last_archived > before["max"]
+    assert not any(n.startswith(last_archived) for _t, _d, files in os.walk(archive) for n in files)
+
+    # The watch sees the repository's newest WAL getting old.
+    info = wait_for("pgbackrest_info to report the stale archive", lambda: (
+        lambda i: i if any("more than max_wal_age=5s" in p for p in i["problems"]) else None)(
+            host.info(max_wal_age=5)), timeout=60, every=2)
+    assert info["repos"][0]["newest_wal"]["max"] == before["max"]
+    problem = [p for p in info["problems"] if "max_wal_age" in p][0]
+    assert problem.startswith("repo1: newest archived WAL %s is " % before["max"])
+    assert "archiving is failing or dropping WAL (see archive-push-queue-max)" in problem
+    assert "repo1: no backup of stanza %s" % host.stanza in info["problems"]
