@@ -80,8 +80,8 @@ def pgbackrest_problems(values):
             path = str(values.get(name) or "")
             if path == pg_path or path.startswith(pg_path + "/") or pg_path.startswith(path + "/"):
                 bad(name, "apart from pgbackrest_pg_path=%s (the data directory)" % pg_path)
-    if not problems and repo and spool and (repo == spool or spool.startswith(repo + "/")
-                                             or repo.startswith(spool + "/")):
+    nested = repo and spool and (repo == spool or spool.startswith(repo + "/") or repo.startswith(spool + "/"))
+    if not problems and nested:
         bad("pgbackrest_spool_path", "apart from pgbackrest_repo_path=%s" % repo)
     port = _as_int(values.get("pgbackrest_pg_port"))
     if "pgbackrest_pg_port" in values and not (port is not None and 0 < port < 65536):

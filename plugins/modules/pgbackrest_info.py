@@ -43,7 +43,9 @@ options:
   max_wal_age:
     description:
       - A problem when a repository's newest archived WAL was pushed more than this many seconds ago; 0
-        checks nothing. Set it above PostgreSQL's C(archive_timeout) (an idle server switches WAL only then).
+        checks nothing. Set it above PostgreSQL's C(archive_timeout). A server that writes nothing at all
+        switches no WAL (archive_timeout switches only after some activity), so on an idle server the
+        newest WAL ages without anything being wrong.
     type: int
     default: 0
 attributes:
@@ -96,7 +98,7 @@ repos:
       description: Its newest good backup, null when there is none.
       type: dict
       contains:
-        type: {description: full, diff or incr., type: str}
+        type: {description: "full, diff or incr.", type: str}
         label: {description: pgBackRest's label of the backup., type: str}
         prior: {description: The backup it depends on (diff and incr)., type: str}
         start: {description: When it started (epoch seconds)., type: int}
