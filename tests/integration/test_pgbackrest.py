@@ -4,6 +4,7 @@ turns archive_mode on and restarts it). Every pgBackRest path, its lock director
 test's, so tests can run side by side."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -121,7 +122,7 @@ def wait_for(what, probe, timeout=120, every=1.0):
         time.sleep(every)
 
 
-def test_role_sets_up_archiving_stanza_backups_and_the_watch(pgbr_host, pgbr_play):
+def test_role_sets_up_archiving_stanza_backups_and_the_watch(pgbr_host, pgbr_play, playbook):
     host, cluster = pgbr_host, pgbr_host.cluster
     pid = host.postmaster_pid()
 
@@ -195,6 +196,21 @@ def test_role_sets_up_archiving_stanza_backups_and_the_watch(pgbr_host, pgbr_pla
     wal = wait_for("WAL %s in the repository" % segment, lambda: (
         lambda w: w if w and w["max"] >= segment else None)(host.info()["repos"][0]["newest_wal"]))
     assert wal["max"] >= segment and 0 <= wal["age_s"] < 120 and wal["pushed_at"] > 0
+
+    # status.yml shows it (an app host with nothing deployed; the db is the cluster).
+    inventory = host.inventory(app_name="pgbr-status", app_root=os.path.join(host.base, "www"),
+                               pm2_home=os.path.join(host.base, "pm2"), db_name="postgres", db_host="127.0.0.1",
+                               db_port=cluster.port, db_user=cluster.app_user, db_password=cluster.app_password,
+                               backup_dir=os.path.join(host.base, "backups"))
+    inventory["all"]["children"]["app"] = {"hosts": {"localhost": None}}
+    status = playbook("status.yml", inventory)
+    assert status.ok, status.stdout
+    (shown,) = [r["res"]["msg"] for r in status.task_results("Show the status")]
+    line = [m for m in shown if m.startswith("pgBackRest %s repo1: " % host.stanza)]
+    assert len(line) == 1, shown
+    assert line[0].startswith("pgBackRest %s repo1: newest backup %s full " % (host.stanza, backup["label"]))
+    assert re.search(r"; last archived WAL [0-9A-F]{24} [0-9]+s ago$", line[0]), line[0]
+    assert not [m for m in shown if m.startswith("pgBackRest problem")], shown
 
 
 def test_unwritable_repository_drops_wal_beyond_the_queue_max_and_info_says_so(pgbr_host, pgbr_play):
