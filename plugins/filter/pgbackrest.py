@@ -19,6 +19,10 @@ from ansible_collections.maestro.deploy.plugins.filter.schedule import (
     cron_schedule_problem,
     path_problem,
 )
+from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (
+    SAFE_PATH as SCRATCH_PATH,
+    target_problems,
+)
 
 SAFE_PATH = re.compile(r"^[A-Za-z0-9_./-]+\Z")  # written into pgbackrest.conf and archive_command as is
 STANZA = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\Z")
@@ -128,9 +132,37 @@ def pgbackrest_archive_command(stanza, config=None, default_config="/etc/pgbackr
     return " ".join(words)
 
 
+DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}\Z")
+
+
+def pitr_problems(values):
+    """Every bad value of playbooks/restore.yml as 'variable=value (rule)'; [] when all are fine:
+    the recovery target (restore_target and the restore_time/xid/name/set it needs), the stanza,
+    the database, the scratch directory's parent and the scratch port."""
+    problems = target_problems(values)
+    if not STANZA.match(str(values.get("pgbackrest_stanza") or "")):
+        problems.append("pgbackrest_stanza=%s (letters, digits, _ and -, starting with a letter or digit, at most 64)"
+                        % _show(values.get("pgbackrest_stanza")))
+    if not DB_NAME.match(str(values.get("db_name") or "")):
+        problems.append("db_name=%s (letters, digits, _ $ or -, starting with a letter or _, at most 63)"
+                        % _show(values.get("db_name")))
+    for name in ("restore_scratch_base", "restore_backup_dir"):
+        if name in values:
+            rule = path_problem(values.get(name))
+            if not rule and not SCRATCH_PATH.match(str(values.get(name))):
+                rule = "letters, digits, '_', '.', '-' and '/' only (the scratch server's options hold it)"
+            if rule:
+                problems.append("%s=%s (%s)" % (name, _show(values.get(name)), rule))
+    port = _as_int(values.get("restore_scratch_port"))
+    if "restore_scratch_port" in values and not (port is not None and 0 < port < 65536):
+        problems.append("restore_scratch_port=%s (a port number, 1-65535)" % _show(values.get("restore_scratch_port")))
+    return problems
+
+
 class FilterModule(object):
     def filters(self):
         return {
             "pgbackrest_problems": pgbackrest_problems,
             "pgbackrest_archive_command": pgbackrest_archive_command,
+            "pitr_problems": pitr_problems,
         }
