@@ -134,7 +134,7 @@ plan:
   contains:
     stanza: {description: The stanza., type: str}
     target: {description: The target type., type: str}
-    target_value: {description: The value given to C(--target) (a time in UTC), or null., type: str}
+    target_value: {description: "The value given to C(--target) (a time in UTC), or null.", type: str}
     recovery_point: {description: The expected recovery point in words., type: str}
     backup:
       description: The backup set (label, type, start, stop, size_bytes, repo_size_bytes, wal_start, wal_stop).
@@ -297,9 +297,8 @@ class Scratch:
                                                   self.p["target"], target_text, the_plan["backup"]["label"])),
                         what="pgbackrest restore")
         bindir = self.bindir()
-        rc, _out, _err = self.runner.run(self.as_user(pg_ctl_start_argv(bindir, self.dir, self.p["port"],
-                                                                       min(self.p["timeout"], 600))),
-                                         check=False, what="pg_ctl start")
+        start = pg_ctl_start_argv(bindir, self.dir, self.p["port"], min(self.p["timeout"], 600))
+        rc, _out, _err = self.runner.run(self.as_user(start), check=False, what="pg_ctl start")
         deadline = time.time() + self.p["timeout"]
         while True:
             probed = self.probe()
@@ -375,7 +374,8 @@ def main():
             action = decide(scratch.state(), present=False)
             if action == "remove" and not module.check_mode:
                 scratch.remove()
-            module.exit_json(action=action, **dict(result, changed=action == "remove"))
+            result.update(action=action, changed=action == "remove")
+            module.exit_json(**result)
 
         problems = target_problems(dict(restore_target=p["target"], restore_time=p["time"], restore_xid=p["xid"],
                                         restore_name=p["name"], restore_set=p["set"]))
@@ -393,11 +393,13 @@ def main():
         result.update(plan=the_plan, action=action)
         if action == "none":
             module.exit_json(timeline=state["timeline"], **result)
+        result["changed"] = True
         if module.check_mode:
-            module.exit_json(**dict(result, changed=True))
+            module.exit_json(**result)
         probed = scratch.create(the_plan, pgbackrest, text)
-        rec = recovery_from_log(read_text(scratch.where["log"]) or "")
-        module.exit_json(recovery=rec, timeline=probed.get("timeline"), **dict(result, changed=True))
+        result.update(recovery=recovery_from_log(read_text(scratch.where["log"]) or ""),
+                      timeline=probed.get("timeline"))
+        module.exit_json(**result)
     except CommandError as exc:
         module.fail_json(**dict(result, **exc.as_result()))
     except (InfoError, RestoreError, OSError) as exc:
