@@ -11,10 +11,11 @@ from tests.support.modrun import conn_args, run_module
 
 DB = "orders_db"
 
-# (label, pg_backup options); the first is the module's defaults.
+# (label, pg_backup options); the first is the backup role's defaults (what a deploy and the
+# scheduled job run), the second the module's own.
 BACKUPS = [
-    ("default (custom, gzip, verify=read)", {}),
-    ("custom, zstd, verify=read", {"compression": "zstd"}),
+    ("default (the backup role's: custom, zstd -T0 level 3, verify=read)", {"compression": "zstd"}),
+    ("module default (custom, gzip, verify=read)", {}),
     ("custom, zstd, verify=checksum", {"compression": "zstd", "verify": "checksum"}),
     ("custom, lz4, verify=checksum", {"compression": "lz4", "verify": "checksum"}),
     ("directory, gzip, jobs=2, verify=checksum", {"format": "directory", "jobs": 2, "verify": "checksum"}),
@@ -23,8 +24,8 @@ BACKUPS = [
 RESTORES = [
     ("default (swap, jobs=1) from the default backup", BACKUPS[0][0], {}),
     ("swap, jobs=2 from the default backup", BACKUPS[0][0], {"jobs": 2}),
-    ("swap, jobs=1 from the zstd backup", BACKUPS[1][0], {}),
-    ("swap, jobs=2 from the zstd backup", BACKUPS[1][0], {"jobs": 2}),
+    ("swap, jobs=1 from the gzip backup", BACKUPS[1][0], {}),
+    ("swap, jobs=2 from the gzip backup", BACKUPS[1][0], {"jobs": 2}),
 ]
 
 

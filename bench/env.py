@@ -79,13 +79,16 @@ class BenchEnv:
         self.cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     # -- running things -----------------------------------------------------------------------
-    def playbook(self, name, inventory, extravars=None, forks=None):
-        """Run playbooks/<name> through ansible-runner like the tests; returns (run, wall seconds)."""
+    def playbook(self, name, inventory, extravars=None, forks=None, strategy=None):
+        """Run playbooks/<name> through ansible-runner like the tests; returns (run, wall seconds).
+        strategy: None for ansible.cfg's (Mitogen's mitogen_linear), or e.g. "linear"."""
         self._runs += 1
-        envvars = {"ANSIBLE_FORKS": str(forks)} if forks else None
+        envvars = {"ANSIBLE_FORKS": str(forks)} if forks else {}
+        if strategy:
+            envvars["ANSIBLE_STRATEGY"] = strategy
         start = time.monotonic()
         run = run_playbook(name, inventory, self.dir("runner", "%03d" % self._runs),
-                           extravars=extravars or {}, envvars=envvars)
+                           extravars=extravars or {}, envvars=envvars or None)
         return run, time.monotonic() - start
 
     def script_env(self, **extra):

@@ -50,6 +50,9 @@ if [ ! -x .venv/bin/python ] || [ "$(cat .venv/.stamp 2>/dev/null)" != "$want" ]
 else
   say "Python venv up to date"
 fi
+# ansible.cfg's strategy_plugins: Mitogen's strategies at a path that does not name the Python version.
+ln -sfn "$(.venv/bin/python -c 'import ansible_mitogen, os; print(os.path.dirname(ansible_mitogen.__file__))')/plugins/strategy" \
+  .venv/mitogen-strategy
 
 # -- Node tools and the example app ------------------------------------------------------------
 # --ignore-scripts: the Prisma CLI's install scripts would fetch its native engine from

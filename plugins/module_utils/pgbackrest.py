@@ -64,6 +64,38 @@ def wrap_as(argv, os_user, euid, current_user, runuser="runuser"):
     return [runuser, "-u", os_user, "--"] + list(argv)
 
 
+def argument_spec(**extra):
+    """The options every pgBackRest module takes (doc fragment maestro.deploy.pgbackrest), plus `extra`."""
+    spec = dict(
+        stanza=dict(type="str", required=True),
+        config=dict(type="path"),
+        pgbackrest=dict(type="path"),
+        os_user=dict(type="str", default="postgres"),
+    )
+    spec.update(extra)
+    return spec
+
+
+def stanza_problem(stanza):
+    """Why `stanza` is not a stanza name, or None."""
+    if STANZA.match(stanza or ""):
+        return None
+    return "stanza=%r: letters, digits, _ and -, starting with a letter or digit, at most 64" % stanza
+
+
+def run_as(runner, os_user, euid, current_user):
+    """A function turning an argv into one run as `os_user` (see wrap_as); finds runuser only when needed."""
+    needs_runuser = euid == 0 and os_user and os_user != current_user
+    runuser = runner.bin("runuser") if needs_runuser else "runuser"
+    return lambda argv: wrap_as(argv, os_user, euid, current_user, runuser=runuser)
+
+
+def read_info(runner, as_user, pgbackrest, stanza, config=None):
+    """The stanza's entry of `pgbackrest info`, run through the runner as the repository's user."""
+    _rc, out, _err = runner.run(as_user(info_argv(pgbackrest, stanza, config)), what="pgbackrest info")
+    return parse_info(out, stanza)
+
+
 def parse_info(text, stanza):
     """The stanza's entry of `info --output=json` (a list of stanzas)."""
     try:

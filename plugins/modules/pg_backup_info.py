@@ -18,6 +18,8 @@ description:
   - Runs no program and connects to no database.
 version_added: "0.2.0"
 author: maestro.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - maestro.deploy.read_only
 options:
   dir:
     description: The backup directory (C(backup_dir)).
@@ -31,13 +33,6 @@ options:
     description: At most this many backups, the newest; 0 lists them all.
     type: int
     default: 5
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 seealso:
   - module: maestro.deploy.pg_backup
   - module: maestro.deploy.pg_restore

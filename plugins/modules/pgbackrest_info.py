@@ -21,21 +21,10 @@ description:
     lock files it writes stay that user's. No password is involved; pgBackRest reads the repository only.
 version_added: "0.3.0"
 author: maestro.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - maestro.deploy.pgbackrest
+  - maestro.deploy.read_only
 options:
-  stanza:
-    description: The stanza (letters, digits, C(_) and C(-)).
-    type: str
-    required: true
-  config:
-    description: pgBackRest's configuration file; default pgBackRest's own (C(/etc/pgbackrest/pgbackrest.conf)).
-    type: path
-  pgbackrest:
-    description: The pgbackrest executable; default C(pgbackrest) from PATH.
-    type: path
-  os_user:
-    description: OS user pgBackRest runs as (the repository's owner); empty runs it as the module's user.
-    type: str
-    default: postgres
   max_backup_age:
     description: A problem when a repository's newest backup is older than this many seconds; 0 checks nothing.
     type: int
@@ -48,13 +37,6 @@ options:
         newest WAL ages without anything being wrong.
     type: int
     default: 0
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
 seealso:
   - name: pgBackRest info command
     description: The JSON this module reads.
@@ -151,52 +133,40 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import (  # noqa: E402
-    STANZA,
     InfoError,
-    info_argv,
-    parse_info,
+    argument_spec,
     problems,
+    read_info,
     repo_ls_argv,
+    run_as,
     segment_push_time,
+    stanza_problem,
     summarise,
     wanted_push_times,
-    wrap_as,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            stanza=dict(type="str", required=True),
-            config=dict(type="path"),
-            pgbackrest=dict(type="path"),
-            os_user=dict(type="str", default="postgres"),
+        argument_spec=argument_spec(
             max_backup_age=dict(type="int", default=0),
             max_wal_age=dict(type="int", default=0),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    if not STANZA.match(p["stanza"]):
-        module.fail_json(msg="stanza=%r: letters, digits, _ and -, starting with a letter or digit, at most 64"
-                         % p["stanza"])
+    if stanza_problem(p["stanza"]):
+        module.fail_json(msg=stanza_problem(p["stanza"]))
     for name in ("max_backup_age", "max_wal_age"):
         if p[name] < 0:
             module.fail_json(msg="%s must be 0 (no check) or more seconds, not %d" % (name, p[name]))
     runner = Runner(module)
     pgbackrest = runner.bin("pgbackrest", explicit=p["pgbackrest"])
 
-    me = getpass.getuser()
-    needs_runuser = os.geteuid() == 0 and p["os_user"] and p["os_user"] != me
-    runuser = runner.bin("runuser") if needs_runuser else "runuser"
-
-    def as_user(argv):
-        return wrap_as(argv, p["os_user"], os.geteuid(), me, runuser=runuser)
-
+    as_user = run_as(runner, p["os_user"], os.geteuid(), getpass.getuser())
     try:
-        _rc, out, _err = runner.run(as_user(info_argv(pgbackrest, p["stanza"], p["config"])), what="pgbackrest info")
-        entry = parse_info(out, p["stanza"])
+        entry = read_info(runner, as_user, pgbackrest, p["stanza"], p["config"])
         pushed = {}
         for key, archive_id, segment in wanted_push_times(entry):
             _rc, listing, _err = runner.run(

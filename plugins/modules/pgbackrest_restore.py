@@ -34,21 +34,9 @@ description:
     unless O(bin_dir) is given.
 version_added: "0.4.0"
 author: maestro.deploy contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - maestro.deploy.pgbackrest
 options:
-  stanza:
-    description: The stanza (letters, digits, C(_) and C(-)).
-    type: str
-    required: true
-  config:
-    description: pgBackRest's configuration file; default pgBackRest's own (C(/etc/pgbackrest/pgbackrest.conf)).
-    type: path
-  pgbackrest:
-    description: The pgbackrest executable; default C(pgbackrest) from PATH.
-    type: path
-  os_user:
-    description: OS user pgBackRest and the scratch server run as (the repository's owner, the server's user).
-    type: str
-    default: postgres
   scratch_dir:
     description:
       - The scratch cluster's directory, created by the module (its parent must exist and O(os_user) must reach
@@ -191,11 +179,11 @@ import time  # noqa: E402
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import (  # noqa: E402
-    STANZA,
     InfoError,
-    info_argv,
-    parse_info,
-    wrap_as,
+    argument_spec,
+    read_info,
+    run_as,
+    stanza_problem,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (  # noqa: E402
     RestoreError,
@@ -331,11 +319,7 @@ class Scratch:
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            stanza=dict(type="str", required=True),
-            config=dict(type="path"),
-            pgbackrest=dict(type="path"),
-            os_user=dict(type="str", default="postgres"),
+        argument_spec=argument_spec(
             scratch_dir=dict(type="path", required=True),
             live_pg_path=dict(type="path"),
             port=dict(type="int", default=55432),
@@ -351,22 +335,15 @@ def main():
         supports_check_mode=True,
     )
     p = module.params
-    if not STANZA.match(p["stanza"]):
-        module.fail_json(msg="stanza=%r: letters, digits, _ and -, starting with a letter or digit, at most 64"
-                         % p["stanza"])
+    if stanza_problem(p["stanza"]):
+        module.fail_json(msg=stanza_problem(p["stanza"]))
     problem = scratch_problem(p["scratch_dir"], [p["live_pg_path"]])
     if problem:
         module.fail_json(msg=problem)
     if not 0 < p["port"] < 65536:
         module.fail_json(msg="port=%d: a port number, 1-65535" % p["port"])
     runner = Runner(module)
-    me = getpass.getuser()
-    needs_runuser = os.geteuid() == 0 and p["os_user"] and p["os_user"] != me
-    runuser = runner.bin("runuser") if needs_runuser else "runuser"
-
-    def as_user(argv):
-        return wrap_as(argv, p["os_user"], os.geteuid(), me, runuser=runuser)
-
+    as_user = run_as(runner, p["os_user"], os.geteuid(), getpass.getuser())
     scratch = Scratch(module, runner, as_user)
     result = dict(changed=False, socket_dir=scratch.where["socket_dir"], commands=runner.history)
     try:
@@ -383,8 +360,7 @@ def main():
             module.fail_json(msg="; ".join(p_.replace("restore_", "", 1) for p_ in problems), **result)
         text = target_value(p["target"], p["time"], p["xid"], p["name"])
         pgbackrest = runner.bin("pgbackrest", explicit=p["pgbackrest"])
-        _rc, out, _err = runner.run(as_user(info_argv(pgbackrest, p["stanza"], p["config"])), what="pgbackrest info")
-        entry = parse_info(out, p["stanza"])
+        entry = read_info(runner, as_user, pgbackrest, p["stanza"], p["config"])
         epoch = parse_time(p["time"]).timestamp() if p["target"] == "time" else None
         backup = choose_backup(entry, p["target"], epoch, p["set"])
         the_plan = plan(entry, p["target"], text, backup, p["scratch_dir"], p["port"])

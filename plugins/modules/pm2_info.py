@@ -31,13 +31,7 @@ options:
     type: path
 extends_documentation_fragment:
   - maestro.deploy.pm2
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Changes nothing, so there is no diff.
+  - maestro.deploy.read_only
 seealso:
   - module: maestro.deploy.pm2_process
 """

@@ -129,7 +129,7 @@ def test_v1_then_v2_keeps_data_and_records_history(deploy_env, tmp_path):
     status = env.status()
     assert_ok(status)
     assert v2["id"] in status.stdout and "0002_add_item_notes" in status.stdout and "Deploy lock: free" in status.stdout
-    assert f"label={v2['id']} schema=0002_add_item_notes" in status.stdout  # the backup taken before v2
+    assert f"label={v2['id']} schema=0001_init" in status.stdout  # the backup taken before v2 migrated
 
 
 def test_status_before_any_deploy_starts_no_pm2_daemon(deploy_env, pm2_home):
