@@ -22,6 +22,7 @@ description:
     run's deploy lock.
   - Reads only; never changes anything.
 extends_documentation_fragment:
+  - maestro.deploy.read_only
   - maestro.deploy.postgres
 options:
   db:
@@ -37,13 +38,6 @@ options:
         rollback playbooks name theirs C(maestro.deploy:<release id>)), other than this one.
       - Sessions of other roles show only to a superuser or a member of C(pg_read_all_stats).
     type: str
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - module: maestro.deploy.pg_backup
 author:

@@ -19,6 +19,7 @@ description:
     backup, still recoverable by hand from that copy.
   - Reads only.
 extends_documentation_fragment:
+  - maestro.deploy.read_only
   - maestro.deploy.postgres
 options:
   db:
@@ -29,13 +30,6 @@ options:
     description: The pre-restore copy, as returned by M(maestro.deploy.pg_restore) in C(previous_db).
     type: str
     required: true
-attributes:
-  check_mode:
-    support: full
-    description: Reads only, so it runs the same in check mode.
-  diff_mode:
-    support: none
-    description: Will return details on what has changed (or possibly needs changing in check_mode), when in diff mode.
 seealso:
   - module: maestro.deploy.pg_restore
 author:
