@@ -57,7 +57,7 @@ backups:
     path: {description: The backup file or directory., type: str}
     file: {description: Its name., type: str}
     size_bytes: {description: Its size., type: int}
-    created_at: {description: When it was taken (UTC, ISO 8601)., type: str}
+    created_at: {description: "When it was taken (UTC, ISO 8601).", type: str}
     label: {description: The label it was taken with (a deploy's release id)., type: str}
     schema_version: {description: The schema version it holds., type: str}
     verified: {description: Whether its verification passed., type: bool}
