@@ -12,10 +12,10 @@ __metaclass__ = type
 import re
 
 from ansible_collections.maestro.deploy.plugins.filter.schedule import (
-    CRON_FILE_NAME,
     SYSTEM_DIRS,
     USER,
     _show,
+    cron_file_problem,
     cron_schedule_problem,
     path_problem,
 )
@@ -106,15 +106,8 @@ def pgbackrest_problems(values):
             rule = cron_schedule_problem(values.get(name))
             if rule:
                 bad(name, rule + "; or empty for none")
-    cron_file = "" if values.get("pgbackrest_cron_file") is None else str(values.get("pgbackrest_cron_file"))
     if "pgbackrest_cron_file" in values:
-        if cron_file.startswith("/"):
-            rule = path_problem(cron_file)
-        elif not CRON_FILE_NAME.match(cron_file):
-            rule = "a file name under /etc/cron.d of letters, digits, '_' and '-' (cron skips other names), " \
-                   "or an absolute path"
-        else:
-            rule = None
+        rule = cron_file_problem(values.get("pgbackrest_cron_file"))
         if rule:
             bad("pgbackrest_cron_file", rule)
     if "pgbackrest_os_user" in values and not USER.match(str(values.get("pgbackrest_os_user") or "")):

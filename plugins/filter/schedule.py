@@ -112,6 +112,17 @@ def path_problem(path, system_dirs=SYSTEM_DIRS):
     return None
 
 
+def cron_file_problem(value):
+    """Why `value` names no cron file: a name under /etc/cron.d (run-parts rules) or an absolute path; or None."""
+    cron_file = "" if value is None else str(value)
+    if cron_file.startswith("/"):
+        return path_problem(cron_file)
+    if not CRON_FILE_NAME.match(cron_file):
+        return "a file name under /etc/cron.d of letters, digits, '_' and '-' (cron skips other names), " \
+               "or an absolute path"
+    return None
+
+
 def _show(value):
     text = "" if value is None else str(value)
     return json.dumps(text) if any(ord(c) < 32 or ord(c) == 127 for c in text) else text
@@ -141,14 +152,7 @@ def schedule_problems(values):
     if code and script and not problems and (
             script == code or script.startswith(code.rstrip("/") + "/") or code.startswith(script + "/")):
         bad("backup_script_dir", "apart from backup_code_dir=%s: the code is root's, the script the job user's" % code)
-    cron_file = "" if values.get("backup_cron_file") is None else str(values.get("backup_cron_file"))
-    if cron_file.startswith("/"):
-        rule = path_problem(cron_file)
-    elif not CRON_FILE_NAME.match(cron_file):
-        rule = "a file name under /etc/cron.d of letters, digits, '_' and '-' (cron skips other names), " \
-               "or an absolute path"
-    else:
-        rule = None
+    rule = cron_file_problem(values.get("backup_cron_file"))
     if rule:
         bad("backup_cron_file", rule)
     if "backup_cron_user" in values and not USER.match(str(values.get("backup_cron_user") or "")):
