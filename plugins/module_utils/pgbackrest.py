@@ -67,7 +67,7 @@ def wrap_as(argv, os_user, euid, current_user, runuser="runuser"):
 def parse_info(text, stanza):
     """The stanza's entry of `info --output=json` (a list of stanzas)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # a repository status message may hold raw bytes
     except ValueError as exc:
         raise InfoError("pgbackrest info did not print JSON: %s" % exc) from None
     if not isinstance(data, list):
