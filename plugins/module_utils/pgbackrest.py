@@ -186,7 +186,9 @@ def problems(entry, repos, max_backup_age=None, max_wal_age=None):
     found = []
     status = _status(entry)
     name = entry.get("name")
-    if status["code"] not in (0, None) and status["code"] != 2:  # 2 (no valid backups) is said below
+    # 2 (no valid backups) is said below per repository; 4 (different across repos, e.g. repo1 without a
+    # backup and repo2 with one) too: each repository's own status and backups are
+    if status["code"] not in (0, None, 2, 4):
         found.append("stanza %s: %s (status code %s)" % (name, status["message"], status["code"]))
     for repo in repos:
         where = "repo%s" % repo["key"]

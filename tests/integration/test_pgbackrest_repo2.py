@@ -207,7 +207,7 @@ def test_repo2_on_a_repository_host_over_ssh_encrypted(repo2_host, playbook, tmp
     info = host.info(max_backup_age=3600, max_wal_age=3600)
     repos = {r["key"]: r for r in info["repos"]}
     assert sorted(repos) == [1, 2], info
-    assert repos[2]["newest_backup"] is not None, (info, [b.get("error") for b in stanza["backup"]])
+    assert repos[2]["newest_backup"] is not None, json.dumps([repos[2], info["problems"], info["commands"]])
     assert repos[2]["newest_backup"]["type"] == "full" and repos[2]["backup_count"] == 1
     assert repos[2]["newest_wal"]["max"] and 0 <= repos[2]["newest_wal"]["age_s"] < 300
     assert info["problems"] == ["repo1: no backup of stanza %s" % host.stanza]

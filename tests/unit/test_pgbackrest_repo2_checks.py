@@ -123,8 +123,9 @@ def test_forced_command_runs_pgbackrest_remote_only(forced):
     sent = ("pgbackrest --config=/etc/pgbackrest/repo.conf --exec-id=3208-c3550f94 --log-level-console=off "
             "--pg1-path=/var/lib/postgresql/15/main --process=0 --remote-type=repo --repo=2 --stanza=s1 "
             "archive-push:remote")
-    done = forced(sent)
-    assert (done.returncode, done.stdout) == (0, "RAN " + sent.split(" ", 1)[1] + "\n")
+    for exe in ("", "/usr/bin/"):  # the other side's executable: its repo2-host-cmd / pg1-host-cmd
+        done = forced(exe + sent)
+        assert (done.returncode, done.stdout) == (0, "RAN " + sent.split(" ", 1)[1] + "\n")
 
 
 @pytest.mark.parametrize("command", [
@@ -138,7 +139,8 @@ def test_forced_command_runs_pgbackrest_remote_only(forced):
     "pgbackrest --config=/etc/pgbackrest/repo.conf --remote-type=repo info:remote; id",
     "pgbackrest --config=/etc/pgbackrest/repo.conf --remote-type=repo $(id):remote",
     "pgbackrest --config=/etc/pgbackrest/repo.conf --remote-type=repo /*:remote x",
-    "/usr/bin/pgbackrest --config=/etc/pgbackrest/repo.conf --remote-type=repo info:remote",
+    "/tmp/evil --config=/etc/pgbackrest/repo.conf --remote-type=repo info:remote",
+    "/tmp/pgbackrest.sh --config=/etc/pgbackrest/repo.conf --remote-type=repo info:remote",
 ])
 def test_forced_command_refuses_anything_else(forced, command):
     done = forced(command)
@@ -155,8 +157,9 @@ def test_db_config_holds_repo2_only_when_asked():
     text = render("pgbackrest.conf.j2", pgbackrest_repo2_host="backup1", pgbackrest_repo2_host_user="pgbackrest",
                   pgbackrest_repo2_host_config="/etc/pgbackrest/pgbackrest.conf", pgbackrest_repo2_path="/srv/r",
                   pgbackrest_repo2_retention_full=4, pgbackrest_repo2_retention_diff=6,
-                  pgbackrest_repo2_cipher_pass=PASS, pgbackrest_repo2_ssh_dir="/etc/pgbackrest/repo2-ssh", **base)
+                  pgbackrest_repo2_cipher_pass=PASS, pgbackrest_repo2_ssh_dir="/etc/pgbackrest/repo2-ssh",
+                  pgbackrest_repo2_pgbackrest_bin="/usr/bin/pgbackrest", **base)
     for line in ("repo2-host=maestro-repo2", "repo2-host-user=pgbackrest", "repo2-path=/srv/r",
                  "repo2-cipher-type=aes-256-cbc", "repo2-cipher-pass=" + PASS, "repo2-retention-full=4",
-                 "cmd-ssh=/etc/pgbackrest/repo2-ssh/ssh"):
+                 "cmd-ssh=/etc/pgbackrest/repo2-ssh/ssh", "repo2-host-cmd=/usr/bin/pgbackrest"):
         assert line in text.splitlines()
