@@ -222,4 +222,8 @@ def test_repo2_on_a_repository_host_over_ssh_encrypted(repo2_host, playbook, tmp
     for run in (setup, again, preview):
         assert host.cipher_pass not in run.stdout
         assert host.cipher_pass not in json.dumps(run.events)
-    assert files_holding(host.cipher_pass, [host.base, str(tmp_path)], {host.config, host.host_config}) == []
+    # (the inventories ansible-runner was given hold it: they are this test's input, as a vault is)
+    inventories = {os.path.join(str(tmp_path), "runner-%d" % n, "inventory", "hosts.json") for n in (1, 2, 3)}
+    assert all(host.cipher_pass in open(path).read() for path in inventories)
+    assert files_holding(host.cipher_pass, [host.base, str(tmp_path)],
+                         {host.config, host.host_config} | inventories) == []
