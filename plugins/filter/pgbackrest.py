@@ -112,6 +112,110 @@ def pgbackrest_problems(values):
             bad("pgbackrest_cron_file", rule)
     if "pgbackrest_os_user" in values and not USER.match(str(values.get("pgbackrest_os_user") or "")):
         bad("pgbackrest_os_user", "a user name: lower-case letters, digits, '_' and '-'")
+    if str(values.get("pgbackrest_repo2_host") or ""):
+        problems.extend(repo2_problems(values))
+    return problems
+
+
+HOST = re.compile(r"^(?=.{1,253}\Z)[A-Za-z0-9](?:[A-Za-z0-9-]{0,62})(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}))*\Z")
+IPV6 = re.compile(r"^[0-9A-Fa-f:]{2,39}\Z")
+# one known_hosts line: host pattern(s), key type, base64 key (an optional comment)
+KNOWN_HOSTS_LINE = re.compile(r"^(?:@cert-authority |@revoked )?[^\s#][^\s]* (?:ssh-|ecdsa-|sk-)[A-Za-z0-9@.-]+ "
+                              r"[A-Za-z0-9+/]+={0,3}(?: [^\n]*)?\Z")
+CIPHER_PASS = re.compile(r"^[!-~]{20,1024}\Z")  # printable ASCII without space: one line of pgbackrest.conf
+REPO2_PATHS = ("pgbackrest_repo2_path", "pgbackrest_repo2_ssh_dir", "pgbackrest_repo2_host_config",
+               "pgbackrest_repo2_host_ssh_dir", "pgbackrest_repo2_host_log_path",
+               "pgbackrest_repo2_host_lock_path", "pgbackrest_repo2_authorized_keys_file",
+               "pgbackrest_repo2_db_authorized_keys_file", "pgbackrest_repo2_pgbackrest_bin")
+REPO2_SCHEDULES = ("pgbackrest_repo2_full_schedule", "pgbackrest_repo2_diff_schedule",
+                   "pgbackrest_repo2_verify_schedule")
+
+
+def _host_problem(value):
+    text = "" if value is None else str(value)
+    if HOST.match(text) or (IPV6.match(text) and ":" in text):
+        return None
+    return "a host name or an IP address (letters, digits, '-' and '.')"
+
+
+def pgbackrest_cipher_pass_ok(value):
+    """Whether a repo2 cipher pass has the form pgbackrest.conf can hold (the role's check gets this
+    boolean, never the pass)."""
+    return isinstance(value, str) and bool(CIPHER_PASS.match(value))
+
+
+def repo2_problems(values):
+    """The second repository's values (pgbackrest_repo2_*), checked when pgbackrest_repo2_host is set.
+    The cipher pass is never shown: only whether it is there and of the right form."""
+    problems = []
+
+    def bad(name, rule, show=True):
+        problems.append("%s=%s (%s)" % (name, _show(values.get(name)) if show else "<hidden>", rule))
+
+    for name in ("pgbackrest_repo2_host", "pgbackrest_repo2_db_host"):
+        if name in values:
+            rule = _host_problem(values.get(name))
+            if rule:
+                bad(name, rule)
+    for name in ("pgbackrest_repo2_host_port", "pgbackrest_repo2_db_host_port"):
+        if name in values:
+            port = _as_int(values.get(name))
+            if not (port is not None and 0 < port < 65536):
+                bad(name, "a port number, 1-65535")
+    user = str(values.get("pgbackrest_repo2_host_user") or "")
+    if "pgbackrest_repo2_host_user" in values and (not USER.match(user) or user == "root"):
+        bad("pgbackrest_repo2_host_user", "a user name other than root: lower-case letters, digits, '_' and '-'")
+    if "pgbackrest_repo2_inventory_host" in values and not str(values.get("pgbackrest_repo2_inventory_host") or ""):
+        bad("pgbackrest_repo2_inventory_host", "the inventory name of the repository host, never empty")
+    for name in REPO2_PATHS:
+        if name not in values:
+            continue
+        value = values.get(name)
+        system_dirs = () if name.endswith("_file") or name == "pgbackrest_repo2_pgbackrest_bin" else \
+            SYSTEM_DIRS | {"/etc/pgbackrest"}
+        rule = path_problem(value, system_dirs=system_dirs)
+        if not rule and not SAFE_PATH.match(str(value)):
+            rule = "letters, digits, '_', '.', '-' and '/' only (written into pgbackrest.conf and ssh options)"
+        if rule:
+            bad(name, rule)
+    if values.get("pgbackrest_repo2_path") and values.get("pgbackrest_repo2_path") == values.get(
+            "pgbackrest_repo_path") and values.get("pgbackrest_repo2_host") in ("localhost", "127.0.0.1", "::1"):
+        bad("pgbackrest_repo2_path", "apart from pgbackrest_repo_path on the same host")
+    if "pgbackrest_repo2_host_config" in values and values.get("pgbackrest_repo2_host_config") == values.get(
+            "pgbackrest_config_file") and values.get("pgbackrest_repo2_inventory_host") in (
+            values.get("inventory_hostname"), None):
+        bad("pgbackrest_repo2_host_config", "apart from pgbackrest_config_file when the repository host is this host")
+    if "pgbackrest_repo2_cipher_pass_ok" in values:
+        cipher_ok = values.get("pgbackrest_repo2_cipher_pass_ok") is True
+    else:
+        cipher_ok = pgbackrest_cipher_pass_ok(values.get("pgbackrest_repo2_cipher_pass"))
+    if not cipher_ok:
+        bad("pgbackrest_repo2_cipher_pass", "required (from the vault): 20-1024 printable ASCII characters, no "
+            "space; e.g. openssl rand -base64 48", show=False)
+    for name in ("pgbackrest_repo2_retention_full", "pgbackrest_repo2_retention_diff"):
+        if name in values:
+            v = _as_int(values.get(name))
+            if v is None or not 1 <= v <= 9999999:
+                bad(name, "a whole number, 1-9999999")
+    for name in REPO2_SCHEDULES:
+        if name in values and values.get(name) not in ("", None):
+            rule = cron_schedule_problem(values.get(name))
+            if rule:
+                bad(name, rule + "; or empty for none")
+    cron_file = str(values.get("pgbackrest_repo2_cron_file") or "")
+    if "pgbackrest_repo2_cron_file" in values:
+        rule = path_problem(cron_file) if cron_file.startswith("/") else (
+            None if CRON_FILE_NAME.match(cron_file) else "a file name under /etc/cron.d of letters, digits, '_' and "
+            "'-', or an absolute path")
+        if rule:
+            bad("pgbackrest_repo2_cron_file", rule)
+    for name in ("pgbackrest_repo2_known_hosts", "pgbackrest_repo2_db_known_hosts"):
+        text = values.get(name)
+        if text in ("", None):
+            continue
+        lines = [line for line in str(text).splitlines() if line.strip()] if isinstance(text, str) else None
+        if not lines or not all(KNOWN_HOSTS_LINE.match(line) for line in lines):
+            bad(name, "known_hosts lines ('[host]:port ssh-ed25519 AAAA...'), or empty to scan the key once")
     return problems
 
 
@@ -157,5 +261,6 @@ class FilterModule(object):
         return {
             "pgbackrest_problems": pgbackrest_problems,
             "pgbackrest_archive_command": pgbackrest_archive_command,
+            "pgbackrest_cipher_pass_ok": pgbackrest_cipher_pass_ok,
             "pitr_problems": pitr_problems,
         }

@@ -99,7 +99,7 @@ def read_info(runner, as_user, pgbackrest, stanza, config=None):
 def parse_info(text, stanza):
     """The stanza's entry of `info --output=json` (a list of stanzas)."""
     try:
-        data = json.loads(text)
+        data = json.loads(text, strict=False)  # a repository status message may hold raw bytes
     except ValueError as exc:
         raise InfoError("pgbackrest info did not print JSON: %s" % exc) from None
     if not isinstance(data, list):
@@ -218,7 +218,9 @@ def problems(entry, repos, max_backup_age=None, max_wal_age=None):
     found = []
     status = _status(entry)
     name = entry.get("name")
-    if status["code"] not in (0, None) and status["code"] != 2:  # 2 (no valid backups) is said below
+    # 2 (no valid backups) is said below per repository; 4 (different across repos, e.g. repo1 without a
+    # backup and repo2 with one) too: each repository's own status and backups are
+    if status["code"] not in (0, None, 2, 4):
         found.append("stanza %s: %s (status code %s)" % (name, status["message"], status["code"]))
     for repo in repos:
         where = "repo%s" % repo["key"]

@@ -136,3 +136,42 @@ def test_segment_missing_from_listing():
     assert segment_push_time(read("repo_ls.json"), "0000000100000000000000FF") is None
     with pytest.raises(InfoError):
         segment_push_time("[]", "00000001000000000000000C")
+
+
+# Two repositories as pgBackRest 2.45 printed them in tests/integration/test_pgbackrest_repo2.py:
+# repo1 local without a backup, repo2 on a repository host, encrypted, with one full backup.
+TWO_REPOS = (
+    '[{"archive":[{"database":{"id":1,"repo-key":1},"id":"15-1","max":"000000010000000000000004",'
+    '"min":"000000010000000000000001"},{"database":{"id":1,"repo-key":2},"id":"15-1",'
+    '"max":"000000010000000000000004","min":"000000010000000000000001"}],'
+    '"backup":[{"archive":{"start":"000000010000000000000003","stop":"000000010000000000000003"},'
+    '"backrest":{"format":5,"version":"2.45"},"database":{"id":1,"repo-key":2},"error":false,'
+    '"info":{"delta":22992661,"repository":{"delta":3044085,"size":3044085},"size":22992661},'
+    '"label":"20261202-000145F","lsn":{"start":"0/3000028","stop":"0/3000100"},"prior":null,"reference":null,'
+    '"timestamp":{"start":1796169705,"stop":1796169711},"type":"full"}],"cipher":"mixed",'
+    '"db":[{"id":1,"repo-key":1,"system-id":7714489921548487254,"version":"15"},'
+    '{"id":1,"repo-key":2,"system-id":7714489921548487254,"version":"15"}],"name":"s1",'
+    '"repo":[{"cipher":"none","key":1,"status":{"code":2,"message":"no valid backups"}},'
+    '{"cipher":"aes-256-cbc","key":2,"status":{"code":0,"message":"ok"}}],'
+    '"status":{"code":4,"lock":{"backup":{"held":false}},"message":"different across repos"}}]')
+
+
+def test_two_repositories_each_with_its_newest_backup_and_problems():
+    entry = parse_info(TWO_REPOS, "s1")
+    assert wanted_push_times(entry) == [(1, "15-1", "000000010000000000000004"),
+                                        (2, "15-1", "000000010000000000000004")]
+    repos = summarise(entry, {(1, "000000010000000000000004"): 1796169800,
+                              (2, "000000010000000000000004"): 1796169801}, 1796169900)
+    assert [r["key"] for r in repos] == [1, 2]
+    assert (repos[0]["backup_count"], repos[0]["newest_backup"]) == (0, None)
+    assert repos[1]["newest_backup"]["label"] == "20261202-000145F" and repos[1]["backup_count"] == 1
+    assert repos[1]["newest_wal"]["age_s"] == 99
+    # 4 (different across repos) is not a problem of its own: each repository says what it lacks
+    assert problems(entry, repos, max_backup_age=3600, max_wal_age=600) == ["repo1: no backup of stanza s1"]
+
+
+def test_info_with_raw_bytes_in_a_status_message_is_parsed():
+    # 2.45 puts the bytes of an info file it cannot decrypt (no or a wrong cipher pass) into the message
+    text = TWO_REPOS.replace('"code":0,"message":"ok"', '"code":99,"message":"[FormatError] Salted__\x01\x02\x1f"')
+    repos = summarise(parse_info(text, "s1"), {}, 1796169900)
+    assert repos[1]["status"] == dict(code=99, message="[FormatError] Salted__\x01\x02\x1f")
