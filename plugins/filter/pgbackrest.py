@@ -202,11 +202,8 @@ def repo2_problems(values):
             rule = cron_schedule_problem(values.get(name))
             if rule:
                 bad(name, rule + "; or empty for none")
-    cron_file = str(values.get("pgbackrest_repo2_cron_file") or "")
     if "pgbackrest_repo2_cron_file" in values:
-        rule = path_problem(cron_file) if cron_file.startswith("/") else (
-            None if CRON_FILE_NAME.match(cron_file) else "a file name under /etc/cron.d of letters, digits, '_' and "
-            "'-', or an absolute path")
+        rule = cron_file_problem(values.get("pgbackrest_repo2_cron_file") or "")
         if rule:
             bad("pgbackrest_repo2_cron_file", rule)
     for name in ("pgbackrest_repo2_known_hosts", "pgbackrest_repo2_db_known_hosts"):
