@@ -5,53 +5,23 @@ test_pgbackrest.py. The role runs as root with -v and --diff while a thread read
 argv; the cipher pass must appear in none of them, nor in the output, nor in any file but the two
 pgBackRest configuration files."""
 
-import glob
 import json
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
-import threading
-import time
 
 import pytest
 
 from tests.integration.test_pgbackrest import Host, changed, stub_crontab
 from tests.support import sshd
+from tests.support.faults import ArgvSampler
 from tests.support.paths import VENV_BIN
 from tests.support.pgcluster import Cluster
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None or not sshd.available(),
                                 reason="needs root, pgbackrest, sshd, ssh and ssh-keygen")
-
-
-class ArgvWatch(threading.Thread):
-    """Reads /proc/*/cmdline every few milliseconds; `seen` holds every argv that contained `secret`."""
-
-    def __init__(self, secret):
-        super().__init__(daemon=True)
-        self.secret = secret.encode()
-        self.seen = []
-        self.scans = 0
-        self.done = threading.Event()
-
-    def run(self):
-        while not self.done.is_set():
-            for path in glob.glob("/proc/[0-9]*/cmdline"):
-                try:
-                    with open(path, "rb") as fh:
-                        argv = fh.read()
-                except OSError:
-                    continue
-                if self.secret in argv:
-                    self.seen.append(argv.replace(b"\0", b" ").decode(errors="replace"))
-            self.scans += 1
-            time.sleep(0.005)
-
-    def stop(self):
-        self.done.set()
-        self.join(timeout=10)
 
 
 class Repo2Host(Host):
@@ -128,7 +98,7 @@ def files_holding(secret, roots, skip):
 def test_repo2_on_a_repository_host_over_ssh_encrypted(repo2_host, playbook, tmp_path):
     host, cluster = repo2_host, repo2_host.cluster
     env = {"PATH": os.pathsep.join([stub_crontab(host.base), VENV_BIN, os.environ["PATH"]])}
-    watch = ArgvWatch(host.cipher_pass)
+    watch = ArgvSampler(host.cipher_pass, interval=0.005)
     watch.start()
     try:
         setup = playbook("pgbackrest.yml", host.inventory(pgbackrest_restart_allowed=True), envvars=env,
@@ -150,11 +120,11 @@ def test_repo2_on_a_repository_host_over_ssh_encrypted(repo2_host, playbook, tmp
         preview = playbook("pgbackrest.yml", host.inventory(pgbackrest_restart_allowed=True), envvars=env,
                            check=True, diff=True, verbosity=1)
     finally:
-        watch.stop()
+        seen = watch.finish()
 
     # Set up: stanza in both repositories, pgbackrest check passed for both (from the db host and from
     # the repository host), the pass never in an argv.
-    assert watch.scans > 10 and watch.seen == []
+    assert watch.samples > 10 and seen == []
     assert "Create the stanza in the repository" in changed(setup)
     assert [c["event"] for c in setup.task_results("Check that WAL is archived end to end (pgbackrest check)")] \
         == ["runner_on_ok"]
