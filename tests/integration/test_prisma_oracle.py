@@ -1,5 +1,6 @@
-"""Our native engine cross-checked both ways against Prisma's own schema engine (wasm, Prisma 7.2.0) on the same
-database: what one records, the other reads the same way (issue 15 item 5)."""
+"""Our native engine cross-checked both ways against Prisma's own schema engine (wasm) on the same database: what
+one records, the other reads the same way (issue 15 item 5). Each test runs for Prisma 7.2.0 (ManuMaestro's) and
+7.10.0 (the newest 7.x whose engine is published)."""
 
 import shutil
 
@@ -8,15 +9,17 @@ import pytest
 
 from tests.support.migrate_run import run_module
 from tests.support.paths import EXAMPLE_APP
-from tests.support.prisma_oracle import install, oracle
+from tests.support.prisma_oracle import HERE, VERSIONS, install, oracle, pinned_engine
 
 INIT = "20260119123744_init"
 NOTES = "20260201090000_add_item_notes"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def prisma_engine():
-    install()
+@pytest.fixture(scope="module", params=VERSIONS, ids=lambda v: "prisma-" + v)
+def prisma_version(request):
+    install(request.param)
+    assert oracle(request.param, "version", HERE, "")["out"] == pinned_engine(request.param)
+    return request.param
 
 
 @pytest.fixture
@@ -36,9 +39,9 @@ def migrate(pg_cluster, pg_db, project, tmp_path):
 
 
 @pytest.fixture
-def prisma(pg_cluster, pg_db, project):
+def prisma(pg_cluster, pg_db, project, prisma_version):
     def run(command, name=None):
-        return oracle(command, project / "prisma" / "migrations", pg_cluster.url(pg_db), name)
+        return oracle(prisma_version, command, project / "prisma" / "migrations", pg_cluster.url(pg_db), name)
     return run
 
 

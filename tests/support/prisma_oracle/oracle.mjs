@@ -1,21 +1,31 @@
-// Prisma's own schema engine (wasm, the version pinned in package.json) driven through @prisma/adapter-pg.
-//   node oracle.mjs diagnose|deploy|rolled-back|applied|version <migrations_dir> [migration name]
+// Prisma's own schema engine (wasm) driven through @prisma/adapter-pg, at the version installed in one of the
+// v<version>/ directories beside this file.
+//   node oracle.mjs <version dir> diagnose|deploy|rolled-back|applied|version <migrations_dir> [migration name]
 // DATABASE_URL comes from the environment. Prints one JSON line: {ok, out} or {ok: false, error}.
 // The package's own entry imports the .wasm as an ES module (needs --experimental-wasm-modules), so the
 // module is instantiated here by hand with its JS glue as the import object.
 import fs from 'node:fs'
+import { createRequire } from 'node:module'
 import path from 'node:path'
-import { PrismaPg } from '@prisma/adapter-pg'
-import { bindMigrationAwareSqlAdapterFactory } from '@prisma/driver-adapter-utils'
+import { pathToFileURL } from 'node:url'
 
-const pkgDir = path.join(path.dirname(new URL(import.meta.url).pathname), 'node_modules', '@prisma', 'schema-engine-wasm')
+const [versionDir, command, dir, name] = process.argv.slice(2)
+const require = createRequire(path.join(path.resolve(versionDir), 'package.json'))
+const load = async (pkg) => import(pathToFileURL(require.resolve(pkg)).href)
+const { PrismaPg } = await load('@prisma/adapter-pg')
+const { bindMigrationAwareSqlAdapterFactory } = await load('@prisma/driver-adapter-utils')
+
+const pkgDir = path.join(path.resolve(versionDir), 'node_modules', '@prisma', 'schema-engine-wasm')
 const bg = await import(path.join(pkgDir, 'schema_engine_bg.js'))
 const { instance } = await WebAssembly.instantiate(fs.readFileSync(path.join(pkgDir, 'schema_engine_bg.wasm')),
   { './schema_engine_bg.js': bg })
 bg.__wbg_set_wasm(instance.exports)
 instance.exports.__wbindgen_start?.()
 
-const [command, dir, name] = process.argv.slice(2)
+if (command === 'version') {
+  console.log(JSON.stringify({ ok: true, out: bg.version() }))
+  process.exit()
+}
 const migrationsList = {
   baseDir: dir,
   lockfile: { path: 'migration_lock.toml', content: fs.existsSync(path.join(dir, 'migration_lock.toml')) ? fs.readFileSync(path.join(dir, 'migration_lock.toml'), 'utf8') : null },
@@ -33,7 +43,6 @@ try {
   else if (command === 'deploy') out = await engine.applyMigrations({ migrationsList, filters })
   else if (command === 'rolled-back') out = await engine.markMigrationRolledBack({ migrationName: name })
   else if (command === 'applied') out = await engine.markMigrationApplied({ migrationName: name, migrationsList })
-  else if (command === 'version') out = bg.version()
   console.log(JSON.stringify({ ok: true, out }))
 } catch (e) {
   console.log(JSON.stringify({ ok: false, error: String(e?.message ?? e), meta: e?.meta ?? null }))
