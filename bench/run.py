@@ -1,6 +1,6 @@
 """Entry point of `make bench` / `make bench-quick`:
 
-    python -m bench.run [--quick] [--size-mb N] [--hosts 1,4,16] [--only backup_restore,deploy,scale]
+    python -m bench.run [--quick] [--size-mb N] [--hosts 1,4,16] [--only backup_restore,deploy,scale,lock_wait]
 
 Runs each benchmark in its own throwaway world (PostgreSQL cluster, PM2 homes under /tmp),
 writes bench/results/<benchmark>.json, latest.md (the table) and latest.png (the chart)."""
@@ -12,11 +12,11 @@ import sys
 import time
 import traceback
 
-from bench import backup_restore, deploy_flow, report, scale
+from bench import backup_restore, deploy_flow, lock_wait, report, scale
 from bench.env import BenchEnv
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-BENCHMARKS = ("backup_restore", "deploy", "scale")
+BENCHMARKS = ("backup_restore", "deploy", "scale", "lock_wait")
 
 
 def parse(argv):
@@ -28,6 +28,8 @@ def parse(argv):
     p.add_argument("--seed-rows", type=int, help="rows in the app's items table (default 50000; quick 1000)")
     p.add_argument("--written-rows", type=int, help="rows written after the deploy (default 200; quick 20)")
     p.add_argument("--rate", type=float, default=40.0, help="load generator requests per second")
+    p.add_argument("--block-s", type=float, help="how long the lock_wait benchmark's transaction blocks the "
+                   "migration (default 8; quick 3)")
     p.add_argument("--only", help="comma-separated subset of " + ",".join(BENCHMARKS))
     p.add_argument("--results", help="directory for the JSON, latest.md and latest.png "
                    "(default bench/results, quick: bench/results/quick)")
@@ -40,9 +42,10 @@ def parse(argv):
     args.hosts = [int(x) for x in (hosts or ("2" if q else "1,4,16")).split(",")]
     args.seed_rows = args.seed_rows or (1000 if q else 50000)
     args.written_rows = args.written_rows or (20 if q else 200)
+    args.block_s = args.block_s or (3.0 if q else 8.0)
     # Quick leaves out the scale benchmark unless asked (--only/--hosts): its deploys alone take
     # minutes on 2 cores.
-    default_only = ["backup_restore", "deploy"] if q and not hosts else list(BENCHMARKS)
+    default_only = ["backup_restore", "deploy", "lock_wait"] if q and not hosts else list(BENCHMARKS)
     args.only = args.only.split(",") if args.only else default_only
     unknown = set(args.only) - set(BENCHMARKS)
     if unknown:
@@ -60,13 +63,16 @@ def main(argv=None):
         print(f"== {name} ...", flush=True)
         start = time.monotonic()
         params = {"backup_restore": {"size_mb": args.size_mb}, "scale": {"hosts": args.hosts},
-                  "deploy": {"seed_rows": args.seed_rows, "written_rows": args.written_rows, "rate": args.rate}}[name]
+                  "deploy": {"seed_rows": args.seed_rows, "written_rows": args.written_rows, "rate": args.rate},
+                  "lock_wait": {"block_s": args.block_s}}[name]
         try:
             with BenchEnv(keep=args.keep) as env:
                 if name == "backup_restore":
                     details, rows = backup_restore.run(env, args.size_mb)
                 elif name == "deploy":
                     details, rows = deploy_flow.run(env, args.seed_rows, args.written_rows, args.rate)
+                elif name == "lock_wait":
+                    details, rows = lock_wait.run(env, args.block_s)
                 else:
                     details, rows = scale.run(env, args.hosts)
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' results

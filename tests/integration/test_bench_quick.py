@@ -33,3 +33,15 @@ def test_quick_backup_restore_writes_json_and_table(tmp_path):
     assert table.count("| backup/restore |") == len(payload["rows"])
     assert "| benchmark | measure | unit | manual (reference) | ours | ours ÷ ref | target | status | note |" in table
     assert os.path.exists(results / "machine.json")
+
+
+def test_quick_lock_wait_applies_the_migration_under_every_setting(tmp_path):
+    results = tmp_path / "results"
+    assert bench_run.main(["--quick", "--only", "lock_wait", "--block-s", "2", "--results", str(results)]) == 0
+    with open(results / "lock_wait.json") as fh:
+        payload = json.load(fh)
+    runs = payload["details"]["runs"]
+    assert [r["label"].split(":")[0] for r in runs] == ["before", "after", "after"]
+    assert all(r["applied"] == ["20260201090000_add_item_notes"] and not r["failed"] for r in runs), runs
+    assert all(r["probe_queries"] > 0 for r in runs)
+    assert [r["what"].rsplit(": ", 1)[1] for r in payload["rows"]] == ["role defaults", "lock_timeout 1s"]
