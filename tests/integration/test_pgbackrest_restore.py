@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.integration.test_pgbackrest import Host, stub_crontab, wait_for
+from tests.support.modrun import run_module
 from tests.support.paths import VENV_BIN
 from tests.support.pgcluster import Cluster
 
@@ -84,7 +85,15 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
     archive_before = archive_files(host)
     assert archive_before and all(name.startswith("00000001") for name in archive_before)
 
-    inventory = host.inventory(app_name="pitrapp", db_name=DB, backup_dir=host.backups, backup_owner="postgres")
+    app_root = os.path.join(host.base, "www")
+    os.mkdir(app_root)
+    inventory = host.inventory(app_name="pitrapp", db_name=DB, backup_dir=host.backups, backup_owner="postgres",
+                               app_root=app_root)
+    inventory["all"]["children"]["app"] = {"hosts": {"localhost": None}}
+    lock = os.path.join(app_root, ".deploy.lock")
+
+    def deploy_lock(**args):
+        return run_module("deploy_lock", dict(args, path=lock, token="a-deploy-of-another-run"), host.base)
 
     def restore(check=False, **extra):
         return playbook("restore.yml", inventory, envvars=env, check=check, extravars=extra)
@@ -114,9 +123,24 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
     assert os.listdir(host.backups) == [] and live() == "110|51|160"
     assert cluster.psql("SELECT count(*) FROM pg_database WHERE datname LIKE '%s\\_\\_%%'" % DB) == "0"
 
-    # The recovery.
+    # A deploy holds the app host's lock: the restore is refused before anything changes, naming it.
+    assert not deploy_lock(holder={"who": "ops", "action": "deploy", "version": "v9", "release_id": "r9"}).failed
+    blocked = restore(restore_target="time", restore_time=point)
+    assert not blocked.ok
+    (failed,) = blocked.failed_tasks()
+    assert failed["task"].startswith("Take the deploy lock of every app host"), failed
+    assert "deploy" in str(failed["res"]) and "v9" in str(failed["res"]), failed["res"]
+    assert os.listdir(host.backups) == [] and live() == "110|51|160"
+    assert json.load(open(lock))["token"] == "a-deploy-of-another-run"  # its lock is left as it was
+    assert not deploy_lock(state="absent").failed and not os.path.exists(lock)
+
+    # The recovery, under the app host's deploy lock, released at the end.
     run = restore(restore_target="time", restore_time=point)
     assert run.ok, run.stdout
+    (took,) = run.task_results("Take the deploy lock of every app host (no deploy or rollback while the database is "
+                               "swapped)")
+    assert took["res"]["results"][0]["changed"] is True
+    assert not os.path.exists(lock)
     (summary,) = [r["res"]["msg"] for r in run.task_results("Summarise the restore")]
     print("\n".join(summary))
     (scratch,) = [r["res"] for r in run.task_results("Restore the backup into the scratch cluster and wait until it "
