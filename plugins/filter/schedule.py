@@ -13,6 +13,8 @@ import json
 import os
 import re
 
+from ansible_collections.maestro.deploy.plugins.module_utils.job_notify import shown, url_problem
+
 try:
     from shlex import quote as _sh_quote
 except ImportError:  # pragma: no cover (python 2)
@@ -155,6 +157,10 @@ def schedule_problems(values):
     rule = cron_file_problem(values.get("backup_cron_file"))
     if rule:
         bad("backup_cron_file", rule)
+    for name in ("backup_notify_url", "backup_heartbeat_url"):
+        rule = url_problem(values.get(name))
+        if rule:  # never the value itself: a webhook URL is often a secret
+            problems.append("%s=%s (%s)" % (name, shown(str(values.get(name))), rule))
     if "backup_cron_user" in values and not USER.match(str(values.get("backup_cron_user") or "")):
         bad("backup_cron_user", "a user name: lower-case letters, digits, '_' and '-'")
     if "backup_db_name" in values and not DB_NAME.match(str(values.get("backup_db_name") or "")):

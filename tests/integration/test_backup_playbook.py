@@ -13,6 +13,7 @@ import threading
 import psycopg
 import pytest
 
+from tests.support.http import Receiver
 from tests.support.inventory import local_inventory
 from tests.support.paths import VENV_BIN
 
@@ -212,7 +213,14 @@ def test_schedule_with_a_cron_injection_is_refused_before_anything_changes(pg_cl
 
 def test_scheduled_job_runs_from_cron_as_postgres_from_installed_code(pg_cluster, pg_db, tmp_path, playbook,
                                                                       host_dir, host_python):
-    inventory = scheduled_inventory(tmp_path, pg_cluster, pg_db, host_dir, host_python)
+    with Receiver() as hook:  # the job's notify and heartbeat URLs, with secrets in their paths
+        inventory = scheduled_inventory(tmp_path, pg_cluster, pg_db, host_dir, host_python,
+                                        backup_notify_url=hook.url("/hooks/s3cret-Token?x=1"),
+                                        backup_heartbeat_url=hook.url("/ping/0f7c-s3cret-uuid"))
+        scheduled_job_runs(inventory, pg_db, tmp_path, playbook, host_dir, hook)
+
+
+def scheduled_job_runs(inventory, pg_db, tmp_path, playbook, host_dir, hook):
     hostvars = inventory["all"]["vars"]
     env = {"PATH": os.pathsep.join([stub_crontab(tmp_path), VENV_BIN, os.environ["PATH"]])}
     schedule = {"backup_schedule": hostvars["backup_schedule"]}
@@ -226,6 +234,15 @@ def test_scheduled_job_runs_from_cron_as_postgres_from_installed_code(pg_cluster
     assert fields[:6] == ["0", "2", "*", "*", "*", "postgres"]
     assert "backup of %s succeeded" % pg_db in open(log).read()
     assert len([n for n in os.listdir(hostvars["backup_dir"]) if n.endswith(".json")]) == 2
+    # It said so: the outcome POSTed to the notify URL, then the heartbeat; neither URL in its log.
+    (notified, beat) = hook.received
+    assert (notified["method"], notified["path"], beat["method"], beat["path"]) == (
+        "POST", "/hooks/s3cret-Token?x=1", "GET", "/ping/0f7c-s3cret-uuid")
+    body = notified["body"]
+    assert (body["job"], body["outcome"], body["exit_code"], body["db"]) == ("scheduled backup", "success", 0, pg_db)
+    assert body["path"].startswith(hostvars["backup_dir"]) and body["size_bytes"] > 0 and body["message"]
+    text = open(log).read()
+    assert "notification sent to %s/..." % hook.url("").rstrip("/") in text and "s3cret" not in text
 
     # What runs is installed on the host, owned by root and writable by nobody else; the job's
     # script and password file belong to postgres, 0700 / 0600; nothing comes from the controller.
@@ -252,6 +269,8 @@ def test_scheduled_job_runs_from_cron_as_postgres_from_installed_code(pg_cluster
     _, skipped = run_cron_line(os.path.join(host_dir, "cron.d-entry"))
     assert skipped.returncode == 75, open(log).read()
     assert "skipped: deploy 20261201T020000Z-v7 holds the lock" in open(log).read()
+    assert [(r["method"], (r["body"] or {}).get("outcome"), (r["body"] or {}).get("exit_code"))
+            for r in hook.received[2:]] == [("POST", "skipped", 75)]  # and no heartbeat
     assert len([n for n in os.listdir(hostvars["backup_dir"]) if n.endswith(".json")]) == 2
     # An unreadable lock file counts as held.
     with open(os.path.join(hostvars["app_root"], ".deploy.lock"), "w") as fh:

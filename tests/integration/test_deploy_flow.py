@@ -4,14 +4,12 @@ cluster, real PM2 and the example app's git repository."""
 import json
 import os
 import subprocess
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import psycopg
 import pytest
 
 from tests.support.apprepo import make_variant
-from tests.support.http import get_json, post_json, wait_for_health
+from tests.support.http import Receiver, get_json, post_json, wait_for_health
 from tests.support.inventory import local_inventory
 from tests.support.pgprobe import Probe
 
@@ -256,19 +254,6 @@ def test_rollback_with_restore_brings_back_v1_schema_and_counts_lost_rows(deploy
     assert kept and kept in run.stdout
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    received = []
-
-    def do_POST(self):  # noqa: N802 (http.server API)
-        length = int(self.headers.get("content-length", 0))
-        self.received.append(json.loads(self.rfile.read(length)))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args):
-        pass
-
-
 def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
     """deploy_hooks and deploy_notify_url set in the inventory, as the README documents (a play
     var once silently won over the inventory's deploy_hooks)."""
@@ -282,19 +267,13 @@ def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
             f"  ansible.builtin.shell: echo {hook} >> {log}\n"
             "  changed_when: true\n")
         hooks[hook] = str(path)
-    server = HTTPServer(("127.0.0.1", 0), _Recorder)
-    _Recorder.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    env.vars.update(deploy_hooks=hooks, deploy_notify_url=f"http://127.0.0.1:{server.server_port}/hook")
-    try:
+    with Receiver() as hook:
+        env.vars.update(deploy_hooks=hooks, deploy_notify_url=hook.url("/hook"))
         run = env.deploy("v1")
-    finally:
-        server.shutdown()
     assert_ok(run)
     assert log.read_text().split() == ["before_backup", "after_migrate", "before_switch", "after_switch"]
-    assert [m["outcome"] for m in _Recorder.received] == ["start", "success"]
-    assert _Recorder.received[-1]["release_id"] == env.history()["releases"][0]["id"]
+    assert [m["body"]["outcome"] for m in hook.received] == ["start", "success"]
+    assert hook.received[-1]["body"]["release_id"] == env.history()["releases"][0]["id"]
 
 
 def test_undeliverable_notification_does_not_fail_the_deploy(deploy_env):

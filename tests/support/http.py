@@ -31,3 +31,45 @@ def wait_for_health(url, timeout=30):
             last = exc
         time.sleep(0.3)
     raise AssertionError(f"{url} did not answer 200 within {timeout}s: {last}")
+
+
+class Receiver:
+    """A webhook receiver on a free loopback port: `with Receiver() as hook:`; hook.url(path) is a
+    URL on it, hook.received the requests that came, each {"method", "path", "body"} (body: the
+    JSON a POST sent, else None). It answers 204 to everything."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def record(self, body):
+                received.append({"method": self.command, "path": self.path, "body": body})
+                self.send_response(204)
+                self.end_headers()
+
+            def do_GET(self):  # noqa: N802 (http.server API)
+                self.record(None)
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("content-length", 0))
+                self.record(json.loads(self.rfile.read(length) or b"null"))
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, path="/"):
+        return "http://127.0.0.1:%d%s" % (self.server.server_port, path)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()

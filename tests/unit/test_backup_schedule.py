@@ -183,3 +183,35 @@ def test_the_module_stand_in_runs_commands_like_ansible(tmp_path):
     assert module.set_mode_if_different(str(target), "0640", False) is True
     assert oct(target.stat().st_mode & 0o777) == "0o640"
     assert module.set_mode_if_different(str(target), 0o640, False) is False
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/x", "http://user:pw@example.com/hook", "https://example.com/a b",
+                                 "https://example.com/\x7f", "example.com/hook", "https:///nohost"])
+def test_notify_and_heartbeat_urls_are_checked_without_showing_them(url):
+    from ansible_collections.maestro.deploy.plugins.filter.schedule import schedule_problems
+
+    problems = schedule_problems({"backup_schedule": "0 2 * * *", "backup_cron_file": "maestro-backup-shop",
+                                  "backup_notify_url": url,
+                                  "backup_heartbeat_url": url})
+    assert [p.split("=", 1)[0] for p in problems] == ["backup_notify_url", "backup_heartbeat_url"], problems
+    assert all("an http:// or https:// URL" in p for p in problems)
+    assert not any(("pw" in p or "hook" in p) for p in problems), problems  # never the path or the userinfo
+
+
+def test_notifications_never_raise_and_log_only_scheme_and_host(monkeypatch):
+    from ansible_collections.maestro.deploy.plugins.module_utils import job_notify
+
+    real_call, calls, logged = job_notify._call, [], []
+    monkeypatch.setattr(job_notify, "_call", lambda url, data=None: calls.append((url, data)) or (
+        "HTTP 500" if "down" in url else None))
+    failures = job_notify.send("https://hooks.example/T0/s3cret", "https://hc.example/ping/uuid",
+                               {"outcome": "success", "db": "shop"}, logged.append)
+    assert failures == [] and [c[0] for c in calls] == ["https://hooks.example/T0/s3cret", "https://hc.example/ping/uuid"]
+    assert json.loads(calls[0][1]) == {"outcome": "success", "db": "shop"} and calls[1][1] is None
+    assert logged == ["notification sent to https://hooks.example/...", "heartbeat sent to https://hc.example/..."]
+    del calls[:], logged[:]
+    failures = job_notify.send("https://down.example/s3cret", "https://hc.example/ping/uuid", {"outcome": "failed"},
+                               logged.append)
+    assert failures == ["notification"] and len(calls) == 1  # no heartbeat after a failure
+    assert logged == ["notification to https://down.example/... not delivered: HTTP 500"]
+    assert real_call("http://127.0.0.1:9/nothing-listens") is not None  # refused: an error string, no raise

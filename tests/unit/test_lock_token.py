@@ -90,7 +90,7 @@ def lock_tasks():
                 found.append((where, task))
 
     for root, dirs, files in os.walk(REPO):
-        dirs[:] = [d for d in dirs if d not in (".venv", "node_modules", ".git", ".collections", "tests")]
+        dirs[:] = [d for d in dirs if d not in (".venv", "node_modules", ".git", ".collections", ".ansible", "tests")]
         for name in files:
             if name.endswith(".yml"):
                 path = os.path.join(root, name)

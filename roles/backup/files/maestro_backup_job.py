@@ -28,6 +28,7 @@ import os
 import pwd
 import grp
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -170,41 +171,54 @@ def main(argv):
         print("usage: python3 -I %s '<json config>' | --self-test" % argv[0], file=sys.stderr)
         return 2
     config = json.loads(argv[1])
-    args, app_root = config["args"], config.get("app_root") or ""
     os.environ.pop("PGAPPNAME", None)  # the backup's own sessions are plain maestro.deploy ones
+    started = time.time()
+    rc, outcome = backup(config["args"], config.get("app_root") or "")
+    if config.get("notify_url") or config.get("heartbeat_url"):
+        from ansible_collections.maestro.deploy.plugins.module_utils import job_notify
 
+        outcome.update(job="scheduled backup", db=config["args"]["db"], host=socket.getfqdn(), exit_code=rc,
+                       duration_s=round(time.time() - started, 1), app=config.get("app") or None)
+        job_notify.send(config.get("notify_url"), config.get("heartbeat_url"), outcome, log)
+    return rc
+
+
+def backup(args, app_root):
+    """The job itself: (exit code, {"outcome": success|skipped|failed, "message": ..., ...}), logged."""
     from ansible_collections.maestro.deploy.plugins.module_utils.pg_backup_core import BackupRun, argument_spec
+
+    def ended(rc, outcome, message, **extra):
+        log(message)
+        return rc, dict(extra, outcome=outcome, message=message)
 
     try:
         marker = connect_marker(args)
     except Exception as exc:  # psycopg.Error and friends: say it the way pg_backup would
-        log("FAILED: cannot connect to database %s: %s" % (args["db"], str(exc).strip()))
-        return 1
+        return ended(1, "failed", "FAILED: cannot connect to database %s: %s" % (args["db"], str(exc).strip()))
     try:
         holder = lock_holder(app_root) if app_root else None
         if holder is not None:
-            log("skipped: deploy %s holds the lock (%s); no backup made, the next scheduled run "
-                "tries again (exit %d)" % (holder, os.path.join(app_root, LOCK_FILE), EX_TEMPFAIL))
-            return EX_TEMPFAIL
+            return ended(EX_TEMPFAIL, "skipped", "skipped: deploy %s holds the lock (%s); no backup made, the next "
+                         "scheduled run tries again (exit %d)" % (holder, os.path.join(app_root, LOCK_FILE),
+                                                                   EX_TEMPFAIL))
         busy = deploy_sessions(marker)
         if busy:
-            log("skipped: deploy %s is at work on the database (session pid %s); no backup made, the "
-                "next scheduled run tries again (exit %d)" % (busy[0][1].split(":", 1)[1], busy[0][0], EX_TEMPFAIL))
-            return EX_TEMPFAIL
+            return ended(EX_TEMPFAIL, "skipped", "skipped: deploy %s is at work on the database (session pid %s); no "
+                         "backup made, the next scheduled run tries again (exit %d)" % (
+                             busy[0][1].split(":", 1)[1], busy[0][0], EX_TEMPFAIL))
         try:
             result = BackupRun(JobModule(args, argument_spec())).run()
         except JobFailed as exc:
             stderr = (exc.details.get("stderr") or "").strip().splitlines()
-            log("FAILED: %s%s" % (exc.msg, (" (%s)" % stderr[-1]) if stderr else ""))
-            return 1
-        log("made %s (%s bytes, sha256 %s, verify=%s, schema %s)%s" % (
+            return ended(1, "failed", "FAILED: %s%s" % (exc.msg, (" (%s)" % stderr[-1]) if stderr else ""))
+        return ended(0, "success", "made %s (%s bytes, sha256 %s, verify=%s, schema %s)%s" % (
             result.get("path"), result.get("size_bytes"), result.get("sha256"), result.get("verify"),
             result.get("schema_version") or "none",
-            (", pruned " + ", ".join(result["pruned"])) if result.get("pruned") else ""))
-        return 0
+            (", pruned " + ", ".join(result["pruned"])) if result.get("pruned") else ""),
+            path=result.get("path"), size_bytes=result.get("size_bytes"))
     except Exception:  # an unexpected error: its traceback goes to the log, the exit code says failed
         log("FAILED: unexpected error\n" + traceback.format_exc())
-        return 1
+        return 1, {"outcome": "failed", "message": "FAILED: unexpected error (the job's log has the traceback)"}
     finally:
         marker.close()
 
