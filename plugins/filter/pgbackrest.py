@@ -18,6 +18,7 @@ from ansible_collections.maestro.deploy.plugins.filter.schedule import (
     cron_file_problem,
     cron_schedule_problem,
     path_problem,
+    url_problems,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (
     SAFE_PATH as SCRATCH_PATH,
@@ -112,6 +113,12 @@ def pgbackrest_problems(values):
             bad("pgbackrest_cron_file", rule)
     if "pgbackrest_os_user" in values and not USER.match(str(values.get("pgbackrest_os_user") or "")):
         bad("pgbackrest_os_user", "a user name: lower-case letters, digits, '_' and '-'")
+    for name in ("pgbackrest_code_dir", "pgbackrest_cron_python", "pgbackrest_notify_file"):
+        if name in values:
+            rule = path_problem(values.get(name))
+            if rule:
+                bad(name, rule)
+    problems.extend(url_problems(values, ("pgbackrest_notify_url", "pgbackrest_heartbeat_url")))
     if str(values.get("pgbackrest_repo2_host") or ""):
         problems.extend(repo2_problems(values))
     return problems

@@ -157,15 +157,19 @@ def schedule_problems(values):
     rule = cron_file_problem(values.get("backup_cron_file"))
     if rule:
         bad("backup_cron_file", rule)
-    for name in ("backup_notify_url", "backup_heartbeat_url"):
-        rule = url_problem(values.get(name))
-        if rule:  # never the value itself: a webhook URL is often a secret
-            problems.append("%s=%s (%s)" % (name, shown(str(values.get(name))), rule))
+    problems.extend(url_problems(values, ("backup_notify_url", "backup_heartbeat_url")))
     if "backup_cron_user" in values and not USER.match(str(values.get("backup_cron_user") or "")):
         bad("backup_cron_user", "a user name: lower-case letters, digits, '_' and '-'")
     if "backup_db_name" in values and not DB_NAME.match(str(values.get("backup_db_name") or "")):
         bad("backup_db_name", "letters, digits, _ $ -, starting with a letter or _, at most 63")
     return problems
+
+
+def url_problems(values, names):
+    """The bad notify/heartbeat URLs among `names` of `values`, shown as scheme://host/... only
+    (a webhook's path or query is often its secret)."""
+    return ["%s=%s (%s)" % (name, shown(str(values.get(name))), url_problem(values.get(name)))
+            for name in names if name in values and url_problem(values.get(name))]
 
 
 def cron_command(argv):

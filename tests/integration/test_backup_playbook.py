@@ -13,6 +13,7 @@ import threading
 import psycopg
 import pytest
 
+from tests.support.cron import run_cron_line
 from tests.support.http import Receiver
 from tests.support.inventory import local_inventory
 from tests.support.paths import VENV_BIN
@@ -147,38 +148,6 @@ def host_python():
         pytest.skip("no python3 with psycopg that postgres can run: %s" % probe.stderr[-300:])
     yield python
     shutil.rmtree(base, ignore_errors=True)
-
-
-def cron_command(line):
-    """What cron hands to /bin/sh -c for the command part of a crontab line: the text up to the
-    first unescaped `%` (the rest is stdin), with `\\%` turned into `%` (vixie cron, cronie)."""
-    out, escaped = [], False
-    for ch in line:
-        if escaped:
-            if ch == "%":
-                out[-1] = "%"
-            else:
-                out.append(ch)
-            escaped = False
-            continue
-        if ch == "%":
-            break
-        out.append(ch)
-        escaped = ch == "\\"
-    return "".join(out)
-
-
-def run_cron_line(cron_file):
-    """Run the one job of a cron.d file exactly as cron would: as the line's user, through
-    /bin/sh -c, with cron's small environment. Returns (fields, completed process)."""
-    lines = [ln for ln in open(cron_file).read().splitlines() if ln.strip() and not ln.startswith("#")]
-    assert len(lines) == 1, lines
-    fields = lines[0].split(None, 6)
-    env = {"PATH": "/usr/bin:/bin", "SHELL": "/bin/sh", "LOGNAME": fields[5],
-           "HOME": pwd.getpwnam(fields[5]).pw_dir}
-    done = subprocess.run([RUNUSER, "-u", fields[5], "--", "/bin/sh", "-c", cron_command(fields[6])],
-                          env=env, capture_output=True, text=True, timeout=120)
-    return fields, done
 
 
 def scheduled_inventory(tmp_path, pg_cluster, pg_db, host_dir, host_python, **overrides):

@@ -3,9 +3,11 @@
 turns archive_mode on and restarts it). Every pgBackRest path, its lock directory included, is the
 test's, so tests can run side by side."""
 
+import grp
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -14,6 +16,8 @@ import time
 import pytest
 
 from tests.support.adhoc import run_module
+from tests.support.cron import run_cron_line
+from tests.support.http import Receiver
 from tests.support.paths import VENV_BIN
 from tests.support.pgcluster import Cluster
 
@@ -211,6 +215,34 @@ def test_role_sets_up_archiving_stanza_backups_and_the_watch(pgbr_host, pgbr_pla
     assert line[0].startswith("pgBackRest %s repo1: newest backup %s full " % (host.stanza, backup["label"]))
     assert re.search(r"; last archived WAL [0-9A-F]{24} [0-9]+s ago$", line[0]), line[0]
     assert not [m for m in shown if m.startswith("pgBackRest problem")], shown
+
+    # The jobs report: with a notify and a heartbeat URL the cron lines run pgBackRest through the
+    # wrapper, which POSTs the outcome and pings the heartbeat after a success; the URLs sit in a
+    # file only the job's group can read, never on the cron line.
+    with Receiver() as hook:
+        urls = {"pgbackrest_notify_url": hook.url("/hooks/s3cret?t=1"), "pgbackrest_heartbeat_url": hook.url("/hb/u"),
+                "pgbackrest_code_dir": os.path.join(host.base, "code"), "pgbackrest_cron_python": "/usr/bin/python3"}
+        reporting = pgbr_play(pgbackrest_restart_allowed=True, **urls)
+        assert reporting.ok, reporting.stdout
+        cron = open(host.cron).read()
+        assert "s3cret" not in cron and "maestro_pgbackrest_job.py" in cron
+        notify_file = os.path.join(os.path.dirname(host.config), "maestro-notify-%s.json" % host.stanza)
+        st = os.stat(notify_file)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode), grp.getgrgid(st.st_gid).gr_name) == (0, 0o640, "postgres")
+        _, done = run_cron_line(host.cron, containing="--type=diff")
+        assert done.returncode == 0, done.stderr
+        (notified, beat) = hook.received
+        assert (notified["method"], notified["path"], beat["method"], beat["path"]) == (
+            "POST", "/hooks/s3cret?t=1", "GET", "/hb/u")
+        body = notified["body"]
+        assert (body["job"], body["outcome"], body["exit_code"], body["stanza"]) == (
+            "pgbackrest differential backup", "success", 0, host.stanza)
+        assert host.info()["repos"][0]["newest_backup"]["type"] == "diff"
+        assert "s3cret" not in done.stderr + done.stdout
+        # Without URLs the plain lines come back and the file goes.
+        plain = pgbr_play(pgbackrest_restart_allowed=True)
+        assert plain.ok and "maestro_pgbackrest_job.py" not in open(host.cron).read()
+        assert not os.path.exists(notify_file)
 
 
 def test_unwritable_repository_drops_wal_beyond_the_queue_max_and_info_says_so(pgbr_host, pgbr_play):
