@@ -4,23 +4,20 @@ is refused without deploy_adopt and left serving; the no-op deploy starts the li
 PM2 lost it."""
 
 import os
-import subprocess
 
 from tests.integration.test_deploy_flow import assert_ok, deploy_env  # noqa: F401 (fixture)
+from tests.support import handmade
 from tests.support.apprepo import make_variant
-from tests.support.paths import PM2
+from tests.support.http import NoAnswer, wait_for_health
+from tests.support.paths import EXAMPLE_APP
 
 
 def pm2(env, *args):
-    return subprocess.run([PM2, *args], env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]),
-                          capture_output=True, text=True, timeout=60)
+    return handmade.pm2(env.vars["pm2_home"], *args)
 
 
 def pm2_names(env):
-    import json
-    out = pm2(env, "jlist").stdout
-    start = out.find("[")
-    return [p["name"] for p in json.loads(out[start:])] if start >= 0 else []
+    return [p["name"] for p in handmade.pm2_processes(env.vars["pm2_home"])]
 
 
 def test_failed_first_deploy_leaves_no_current_and_no_process(deploy_env):  # noqa: F811
@@ -56,24 +53,13 @@ def test_noop_deploy_starts_the_live_release_when_pm2_lost_it(deploy_env):  # no
 
 
 def hand_made_install(env, pg_cluster, tag="v1"):
-    """The manual procedure's layout (database-guide.md): a git clone, built in place, a .env,
-    started with `pm2 start npm --name <app> -- start` from the clone. Returns its directory.
-    Takes another app later: it only needs `npm start` to serve healthcheck_url on PORT."""
-    from tests.support.apprepo import git
-    from tests.support.paths import EXAMPLE_APP
-    from tests.support.http import wait_for_health
-
-    clone = os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", env.vars["app_name"])
-    os.makedirs(os.path.dirname(clone))
-    subprocess.run(["git", "clone", "-q", env.repo, clone], check=True)
-    git(clone, "checkout", "-q", tag)
-    os.symlink(os.path.join(EXAMPLE_APP, "node_modules"), os.path.join(clone, "node_modules"))
-    subprocess.run(["node", "scripts/build.js"], cwd=clone, check=True, capture_output=True)
-    with open(os.path.join(clone, ".env"), "w") as fh:
-        fh.write(f"PORT={env.vars['app_port']}\nDATABASE_URL={pg_cluster.url(env.db)}\n")
-    started = subprocess.run([PM2, "start", "npm", "--name", env.vars["app_name"], "--", "start"], cwd=clone,
-                             env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]), capture_output=True, text=True)
-    assert started.returncode == 0, started.stderr
+    """The first example app installed by hand beside app_root (tests/support/handmade.py), serving;
+    returns its clone and the pid that answers."""
+    clone = handmade.hand_made_install(
+        env.repo, os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", env.vars["app_name"]),
+        tag, os.path.join(EXAMPLE_APP, "node_modules"),
+        {"PORT": env.vars["app_port"], "DATABASE_URL": pg_cluster.url(env.db)}, build=[["node", "scripts/build.js"]])
+    handmade.pm2_start_npm(env.vars["pm2_home"], env.vars["app_name"], clone)
     body = wait_for_health(env.url, timeout=30)
     return clone, body["pid"]
 
@@ -122,45 +108,7 @@ def test_role_without_createdb_is_refused_before_anything_migrates(deploy_env, p
 
 
 def app_cwds(env):
-    import json
-    out = pm2(env, "jlist").stdout
-    procs = json.loads(out[out.find("["):])
-    return [os.path.realpath(p["pm2_env"]["pm_cwd"]) for p in procs if p["name"] == env.vars["app_name"]]
-
-
-class NoAnswer:
-    """Polls a URL in a thread; `longest` is the longest stretch (s) without a 200 answer."""
-
-    def __init__(self, url):
-        import threading
-        self.url, self.longest, self.stop = url, 0.0, threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        import time
-        import urllib.request
-        down_since = None
-        while not self.stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=1) as resp:
-                    ok = resp.status == 200
-            except Exception:  # noqa: BLE001 - any failure is "no answer"
-                ok = False
-            now = time.time()
-            if ok and down_since is not None:
-                self.longest = max(self.longest, now - down_since)
-                down_since = None
-            elif not ok and down_since is None:
-                down_since = now
-            time.sleep(0.1)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(5)
+    return handmade.recorded_cwds(env.vars["pm2_home"], env.vars["app_name"])
 
 
 def test_adopting_a_hand_made_install_replaces_the_old_process_after_the_release_is_ready(deploy_env, pg_cluster):  # noqa: F811,E501
@@ -195,3 +143,4 @@ def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  
     assert env.health()["revision"] is None  # the hand-made clone (no REVISION file) serves again
     assert app_cwds(env) == [os.path.realpath(clone)]
     assert not os.path.lexists(os.path.join(env.app_root, "current"))
+
