@@ -5,11 +5,15 @@ PM2 lost it."""
 
 import os
 
+import psycopg
+
 from tests.integration.test_deploy_flow import assert_ok, deploy_env  # noqa: F401 (fixture)
 from tests.support import handmade
-from tests.support.apprepo import make_variant
-from tests.support.http import NoAnswer, wait_for_health
-from tests.support.paths import EXAMPLE_APP
+from tests.support.apprepo import make_plain_app_repo, make_variant
+from tests.support.http import NoAnswer, get_json, post_json, wait_for_health
+from tests.support.inventory import plain_app_inventory
+from tests.support.migrate_run import run_module
+from tests.support.paths import EXAMPLE_APP, PLAIN_APP
 
 
 def pm2(env, *args):
@@ -144,3 +148,65 @@ def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  
     assert app_cwds(env) == [os.path.realpath(clone)]
     assert not os.path.lexists(os.path.join(env.app_root, "current"))
 
+
+def test_hand_made_install_of_the_plain_app_is_refused_then_adopted(pg_cluster, pg_db, pm2_home, tmp_path, playbook):
+    # issue 13 items 6 and 13 with the second example app, as ManuMaestro's procedure runs it: a git
+    # clone, `npm run build` (Prisma 7 generated), `pm2 start npm --name <app> -- start`, fork mode,
+    # no ecosystem file, no revision in its health answer; inventory as in test_plain_app.py
+    repo = str(tmp_path / "plain-app.git")
+    make_plain_app_repo(repo)
+    inventory = plain_app_inventory(tmp_path, pg_cluster, pg_db, repo, pm2_home,
+                                    pm2_app_stable_for=1, smoke_test_timeout=30)
+    hv = inventory["all"]["vars"]
+    name, root, url = hv["app_name"], hv["app_root"], hv["healthcheck_url"]
+    clone = handmade.hand_made_install(
+        repo, str(tmp_path / "handmade" / name), "v1", os.path.join(PLAIN_APP, "node_modules"),
+        {"PORT": hv["app_port"], "DATABASE_URL": pg_cluster.url(pg_db)},
+        build=[["npm", "run", "build"]], build_env=dict(hv["app_build_env"], CHECKPOINT_DISABLE="1"))
+    # the procedure's `npx prisma migrate deploy` (its schema engine cannot be downloaded here):
+    # the collection's native engine applies the clone's migrations the same way
+    migrated = run_module("prisma_migrate", {"project_dir": clone, "engine": "native"}, tmp_path,
+                          pg_cluster.url(pg_db), secret=pg_cluster.app_password)
+    assert not migrated.failed, migrated.stdout[-2000:]
+    pid = handmade.pm2_start_npm(pm2_home, name, clone)
+    assert wait_for_health(url)["version"] == "1.0.0"
+    post_json(url.replace("/health", "/notes"), {})
+    clone_files = sorted(os.listdir(clone))
+
+    def migrations():
+        with psycopg.connect(**pg_cluster.conninfo(pg_db)) as conn:
+            return [r[0] for r in conn.execute("SELECT migration_name FROM _prisma_migrations "
+                                               "WHERE finished_at IS NOT NULL ORDER BY migration_name")]
+
+    # (a) without deploy_adopt: refused in preflight, nothing changed, the old process answers throughout
+    with NoAnswer(url) as probe:
+        run = playbook("deploy.yml", inventory, extravars={"app_version": "v2"})
+    assert not run.ok, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert 'DEPLOY FAILED in stage preflight (task "Refuse a deploy onto an app PM2 runs from elsewhere' in text
+    assert f"PM2 already runs {name} from outside {root}/releases" in text
+    assert f"cwd {os.path.realpath(clone)}" in text and "-e deploy_adopt=true" in text
+    assert probe.answered > 0 and probe.failed == 0, (probe.answered, probe.failed)
+    assert not os.path.exists(root) and sorted(os.listdir(clone)) == clone_files
+    assert migrations() == ["20260101000000_init"]
+    (proc,) = handmade.pm2_processes(pm2_home, name)
+    assert (proc["pid"], proc["pm2_env"]["restart_time"]) == (pid, 0)
+    assert get_json(url)[1]["version"] == "1.0.0"
+
+    # (b) with deploy_adopt: built beside the clone, migrated, the old process replaced, v2 serves
+    with NoAnswer(url, interval=0.05) as probe:
+        run = playbook("deploy.yml", inventory, extravars={"app_version": "v2", "deploy_adopt": True})
+    assert_ok(run)
+    text = " ".join(run.stdout.split())
+    gap = float(text.split("nothing served for at most ")[1].split(" s")[0])
+    print(f"\nadoption of the plain app (fork mode, npm start): {probe.longest:.2f} s without an answer "
+          f"measured ({probe.failed} of {probe.answered + probe.failed} requests failed), {gap} s said by the deploy")
+    assert "Took over from the PM2 process(es)" in text and f"({os.path.realpath(clone)})" in text
+    body = get_json(url)[1]
+    assert (body["version"], body["notes"]) == ("2.0.0", 1) and "revision" not in body
+    assert migrations() == ["20260101000000_init", "20260201000000_add_note_pinned"]
+    (proc,) = handmade.pm2_processes(pm2_home, name)
+    assert proc["pid"] != pid and proc["pm2_env"]["pm_cwd"] == os.path.join(root, "current")
+    assert os.path.realpath(os.path.join(root, "current")).startswith(os.path.join(root, "releases") + "/")
+    assert sorted(os.listdir(clone)) == clone_files  # the clone is left as it was
+    assert probe.answered > 0 and probe.longest <= gap + 1
