@@ -148,6 +148,50 @@ def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  
     assert app_cwds(env) == [os.path.realpath(clone)]
     assert not os.path.lexists(os.path.join(env.app_root, "current"))
 
+# An app's own ecosystem file as most are written: script and cwd from __dirname, which Node
+# resolves through the current link to the release directory (no `current` trick).
+DIRNAME_ECOSYSTEM = """'use strict';
+const path = require('path');
+module.exports = {
+  apps: [{
+    name: process.env.APP_NAME || 'example-app',
+    script: path.join(__dirname, 'pm2-start.js'),
+    cwd: __dirname,
+    exec_mode: 'fork',
+    wait_ready: true,
+    listen_timeout: 10000,
+    kill_timeout: 5000,
+    env: { PORT: process.env.PORT || '3000' },
+  }],
+};
+"""
+PRISMA = {"migration_tool": "prisma"}  # the example app has both histories; Prisma's applies in under a second
+
+
+def test_process_first_started_from_a_release_directory_is_recreated_on_the_next_deploy(deploy_env):  # noqa: F811
+    # issue 13 item 3: with `cwd: __dirname` PM2 records the release directory at the first start
+    # and keeps it for every reload, so each later deploy kept serving the old release and failed
+    env = deploy_env
+    shas = {tag: make_variant(env.repo, tag, base=base, files={"ecosystem.config.js": DIRNAME_ECOSYSTEM})
+            for tag, base in (("eco-dirname-1", "v1"), ("eco-dirname-2", "v2"))}
+    assert_ok(env.deploy("eco-dirname-1", extravars=PRISMA))
+    first = os.path.realpath(os.path.join(env.app_root, "current"))
+    assert app_cwds(env) == [first]  # the trap is set: PM2 recorded releases/<id>, not current
+
+    with NoAnswer(env.url) as probe:
+        run = env.deploy("eco-dirname-2", extravars=PRISMA)
+    assert_ok(run)
+    second = os.path.realpath(os.path.join(env.app_root, "current"))
+    assert second != first and env.health()["revision"] == shas["eco-dirname-2"]
+    assert app_cwds(env) == [second]
+    text = " ".join(run.stdout.split())  # the YAML callback folds long lines
+    assert f"({first}), which did not run from {env.app_root}/current" in text
+    assert "PM2 keeps the cwd of the first start, so a reload would have kept the old code" in text
+    gap = float(text.split("nothing served for at most ")[1].split(" s")[0])
+    print(f"\nrecreated a `cwd: __dirname` process (fork mode): {probe.longest:.1f} s without an answer "
+          f"measured, {gap} s said by the deploy")
+    assert probe.answered > 0 and probe.longest <= gap + 1
+
 
 def test_hand_made_install_of_the_plain_app_is_refused_then_adopted(pg_cluster, pg_db, pm2_home, tmp_path, playbook):
     # issue 13 items 6 and 13 with the second example app, as ManuMaestro's procedure runs it: a git
