@@ -148,6 +148,7 @@ def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  
     assert app_cwds(env) == [os.path.realpath(clone)]
     assert not os.path.lexists(os.path.join(env.app_root, "current"))
 
+
 # An app's own ecosystem file as most are written: script and cwd from __dirname, which Node
 # resolves through the current link to the release directory (no `current` trick).
 DIRNAME_ECOSYSTEM = """'use strict';
@@ -191,6 +192,20 @@ def test_process_first_started_from_a_release_directory_is_recreated_on_the_next
     print(f"\nrecreated a `cwd: __dirname` process (fork mode): {probe.longest:.1f} s without an answer "
           f"measured, {gap} s said by the deploy")
     assert probe.answered > 0 and probe.longest <= gap + 1
+
+    # the rollback switches back onto the first release: the process (recorded cwd: the second
+    # release) is recreated there too, instead of failing with the second release still serving
+    with NoAnswer(env.url) as probe:
+        run = env.rollback(migration_tool="prisma")
+    assert_ok(run)
+    assert env.health()["revision"] == shas["eco-dirname-1"] and app_cwds(env) == [first]
+    text = " ".join(run.stdout.split())
+    assert f"({second}): PM2 had recorded a release directory as their cwd" in text
+    gap = float(text.split("nothing served for at most ")[1].split(" s")[0])
+    print(f"rollback, recreated on the first release (fork mode): {probe.longest:.1f} s without an answer "
+          f"measured, {gap} s said by the rollback")
+    assert probe.answered > 0 and probe.longest <= gap + 1
+    assert env.history()["events"][-1]["outcome"] == "success"
 
 
 def test_hand_made_install_of_the_plain_app_is_refused_then_adopted(pg_cluster, pg_db, pm2_home, tmp_path, playbook):
