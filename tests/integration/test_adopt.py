@@ -4,23 +4,24 @@ is refused without deploy_adopt and left serving; the no-op deploy starts the li
 PM2 lost it."""
 
 import os
-import subprocess
+
+import psycopg
 
 from tests.integration.test_deploy_flow import assert_ok, deploy_env  # noqa: F401 (fixture)
-from tests.support.apprepo import make_variant
-from tests.support.paths import PM2
+from tests.support import handmade
+from tests.support.apprepo import make_plain_app_repo, make_variant
+from tests.support.http import NoAnswer, get_json, post_json, wait_for_health
+from tests.support.inventory import plain_app_inventory
+from tests.support.migrate_run import run_module
+from tests.support.paths import EXAMPLE_APP, PLAIN_APP
 
 
 def pm2(env, *args):
-    return subprocess.run([PM2, *args], env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]),
-                          capture_output=True, text=True, timeout=60)
+    return handmade.pm2(env.vars["pm2_home"], *args)
 
 
 def pm2_names(env):
-    import json
-    out = pm2(env, "jlist").stdout
-    start = out.find("[")
-    return [p["name"] for p in json.loads(out[start:])] if start >= 0 else []
+    return [p["name"] for p in handmade.pm2_processes(env.vars["pm2_home"])]
 
 
 def test_failed_first_deploy_leaves_no_current_and_no_process(deploy_env):  # noqa: F811
@@ -56,24 +57,13 @@ def test_noop_deploy_starts_the_live_release_when_pm2_lost_it(deploy_env):  # no
 
 
 def hand_made_install(env, pg_cluster, tag="v1"):
-    """The manual procedure's layout (database-guide.md): a git clone, built in place, a .env,
-    started with `pm2 start npm --name <app> -- start` from the clone. Returns its directory.
-    Takes another app later: it only needs `npm start` to serve healthcheck_url on PORT."""
-    from tests.support.apprepo import git
-    from tests.support.paths import EXAMPLE_APP
-    from tests.support.http import wait_for_health
-
-    clone = os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", env.vars["app_name"])
-    os.makedirs(os.path.dirname(clone))
-    subprocess.run(["git", "clone", "-q", env.repo, clone], check=True)
-    git(clone, "checkout", "-q", tag)
-    os.symlink(os.path.join(EXAMPLE_APP, "node_modules"), os.path.join(clone, "node_modules"))
-    subprocess.run(["node", "scripts/build.js"], cwd=clone, check=True, capture_output=True)
-    with open(os.path.join(clone, ".env"), "w") as fh:
-        fh.write(f"PORT={env.vars['app_port']}\nDATABASE_URL={pg_cluster.url(env.db)}\n")
-    started = subprocess.run([PM2, "start", "npm", "--name", env.vars["app_name"], "--", "start"], cwd=clone,
-                             env=dict(os.environ, PM2_HOME=env.vars["pm2_home"]), capture_output=True, text=True)
-    assert started.returncode == 0, started.stderr
+    """The first example app installed by hand beside app_root (tests/support/handmade.py), serving;
+    returns its clone and the pid that answers."""
+    clone = handmade.hand_made_install(
+        env.repo, os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", env.vars["app_name"]),
+        tag, os.path.join(EXAMPLE_APP, "node_modules"),
+        {"PORT": env.vars["app_port"], "DATABASE_URL": pg_cluster.url(env.db)}, build=[["node", "scripts/build.js"]])
+    handmade.pm2_start_npm(env.vars["pm2_home"], env.vars["app_name"], clone)
     body = wait_for_health(env.url, timeout=30)
     return clone, body["pid"]
 
@@ -122,45 +112,7 @@ def test_role_without_createdb_is_refused_before_anything_migrates(deploy_env, p
 
 
 def app_cwds(env):
-    import json
-    out = pm2(env, "jlist").stdout
-    procs = json.loads(out[out.find("["):])
-    return [os.path.realpath(p["pm2_env"]["pm_cwd"]) for p in procs if p["name"] == env.vars["app_name"]]
-
-
-class NoAnswer:
-    """Polls a URL in a thread; `longest` is the longest stretch (s) without a 200 answer."""
-
-    def __init__(self, url):
-        import threading
-        self.url, self.longest, self.stop = url, 0.0, threading.Event()
-        self.thread = threading.Thread(target=self.run, daemon=True)
-
-    def run(self):
-        import time
-        import urllib.request
-        down_since = None
-        while not self.stop.is_set():
-            try:
-                with urllib.request.urlopen(self.url, timeout=1) as resp:
-                    ok = resp.status == 200
-            except Exception:  # noqa: BLE001 - any failure is "no answer"
-                ok = False
-            now = time.time()
-            if ok and down_since is not None:
-                self.longest = max(self.longest, now - down_since)
-                down_since = None
-            elif not ok and down_since is None:
-                down_since = now
-            time.sleep(0.1)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.thread.join(5)
+    return handmade.recorded_cwds(env.vars["pm2_home"], env.vars["app_name"])
 
 
 def test_adopting_a_hand_made_install_replaces_the_old_process_after_the_release_is_ready(deploy_env, pg_cluster):  # noqa: F811,E501
@@ -195,3 +147,125 @@ def test_failed_adoption_starts_the_old_process_again(deploy_env, pg_cluster):  
     assert env.health()["revision"] is None  # the hand-made clone (no REVISION file) serves again
     assert app_cwds(env) == [os.path.realpath(clone)]
     assert not os.path.lexists(os.path.join(env.app_root, "current"))
+
+
+# An app's own ecosystem file as most are written: script and cwd from __dirname, which Node
+# resolves through the current link to the release directory (no `current` trick).
+DIRNAME_ECOSYSTEM = """'use strict';
+const path = require('path');
+module.exports = {
+  apps: [{
+    name: process.env.APP_NAME || 'example-app',
+    script: path.join(__dirname, 'pm2-start.js'),
+    cwd: __dirname,
+    exec_mode: 'fork',
+    wait_ready: true,
+    listen_timeout: 10000,
+    kill_timeout: 5000,
+    env: { PORT: process.env.PORT || '3000' },
+  }],
+};
+"""
+PRISMA = {"migration_tool": "prisma"}  # the example app has both histories; Prisma's applies in under a second
+
+
+def test_process_first_started_from_a_release_directory_is_recreated_on_the_next_deploy(deploy_env):  # noqa: F811
+    # issue 13 item 3: with `cwd: __dirname` PM2 records the release directory at the first start
+    # and keeps it for every reload, so each later deploy kept serving the old release and failed
+    env = deploy_env
+    shas = {tag: make_variant(env.repo, tag, base=base, files={"ecosystem.config.js": DIRNAME_ECOSYSTEM})
+            for tag, base in (("eco-dirname-1", "v1"), ("eco-dirname-2", "v2"))}
+    assert_ok(env.deploy("eco-dirname-1", extravars=PRISMA))
+    first = os.path.realpath(os.path.join(env.app_root, "current"))
+    assert app_cwds(env) == [first]  # the trap is set: PM2 recorded releases/<id>, not current
+
+    with NoAnswer(env.url) as probe:
+        run = env.deploy("eco-dirname-2", extravars=PRISMA)
+    assert_ok(run)
+    second = os.path.realpath(os.path.join(env.app_root, "current"))
+    assert second != first and env.health()["revision"] == shas["eco-dirname-2"]
+    assert app_cwds(env) == [second]
+    text = " ".join(run.stdout.split())  # the YAML callback folds long lines
+    assert f"({first}), which did not run from {env.app_root}/current" in text
+    assert "PM2 keeps the cwd of the first start, so a reload would have kept the old code" in text
+    gap = float(text.split("nothing served for at most ")[1].split(" s")[0])
+    print(f"\nrecreated a `cwd: __dirname` process (fork mode): {probe.longest:.1f} s without an answer "
+          f"measured, {gap} s said by the deploy")
+    assert probe.answered > 0 and probe.longest <= gap + 1
+
+    # the rollback switches back onto the first release: the process (recorded cwd: the second
+    # release) is recreated there too, instead of failing with the second release still serving
+    with NoAnswer(env.url) as probe:
+        run = env.rollback(migration_tool="prisma")
+    assert_ok(run)
+    assert env.health()["revision"] == shas["eco-dirname-1"] and app_cwds(env) == [first]
+    text = " ".join(run.stdout.split())
+    assert f"({second}): PM2 had recorded a release directory as their cwd" in text
+    gap = float(text.split("nothing served for at most ")[1].split(" s")[0])
+    print(f"rollback, recreated on the first release (fork mode): {probe.longest:.1f} s without an answer "
+          f"measured, {gap} s said by the rollback")
+    assert probe.answered > 0 and probe.longest <= gap + 1
+    assert env.history()["events"][-1]["outcome"] == "success"
+
+
+def test_hand_made_install_of_the_plain_app_is_refused_then_adopted(pg_cluster, pg_db, pm2_home, tmp_path, playbook):
+    # issue 13 items 6 and 13 with the second example app, as ManuMaestro's procedure runs it: a git
+    # clone, `npm run build` (Prisma 7 generated), `pm2 start npm --name <app> -- start`, fork mode,
+    # no ecosystem file, no revision in its health answer; inventory as in test_plain_app.py
+    repo = str(tmp_path / "plain-app.git")
+    make_plain_app_repo(repo)
+    inventory = plain_app_inventory(tmp_path, pg_cluster, pg_db, repo, pm2_home,
+                                    pm2_app_stable_for=1, smoke_test_timeout=30)
+    hv = inventory["all"]["vars"]
+    name, root, url = hv["app_name"], hv["app_root"], hv["healthcheck_url"]
+    clone = handmade.hand_made_install(
+        repo, str(tmp_path / "handmade" / name), "v1", os.path.join(PLAIN_APP, "node_modules"),
+        {"PORT": hv["app_port"], "DATABASE_URL": pg_cluster.url(pg_db)},
+        build=[["npm", "run", "build"]], build_env=dict(hv["app_build_env"], CHECKPOINT_DISABLE="1"))
+    # the procedure's `npx prisma migrate deploy` (its schema engine cannot be downloaded here):
+    # the collection's native engine applies the clone's migrations the same way
+    migrated = run_module("prisma_migrate", {"project_dir": clone, "engine": "native"}, tmp_path,
+                          pg_cluster.url(pg_db), secret=pg_cluster.app_password)
+    assert not migrated.failed, migrated.stdout[-2000:]
+    pid = handmade.pm2_start_npm(pm2_home, name, clone)
+    assert wait_for_health(url)["version"] == "1.0.0"
+    post_json(url.replace("/health", "/notes"), {})
+    clone_files = sorted(os.listdir(clone))
+
+    def migrations():
+        with psycopg.connect(**pg_cluster.conninfo(pg_db)) as conn:
+            return [r[0] for r in conn.execute("SELECT migration_name FROM _prisma_migrations "
+                                               "WHERE finished_at IS NOT NULL ORDER BY migration_name")]
+
+    # (a) without deploy_adopt: refused in preflight, nothing changed, the old process answers throughout
+    with NoAnswer(url) as probe:
+        run = playbook("deploy.yml", inventory, extravars={"app_version": "v2"})
+    assert not run.ok, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert 'DEPLOY FAILED in stage preflight (task "Refuse a deploy onto an app PM2 runs from elsewhere' in text
+    assert f"PM2 already runs {name} from outside {root}/releases" in text
+    assert f"cwd {os.path.realpath(clone)}" in text and "-e deploy_adopt=true" in text
+    assert probe.answered > 0 and probe.failed == 0, (probe.answered, probe.failed)
+    assert not os.path.exists(root) and sorted(os.listdir(clone)) == clone_files
+    assert migrations() == ["20260101000000_init"]
+    (proc,) = handmade.pm2_processes(pm2_home, name)
+    assert (proc["pid"], proc["pm2_env"]["restart_time"]) == (pid, 0)
+    assert get_json(url)[1]["version"] == "1.0.0"
+
+    # (b) with deploy_adopt: built beside the clone, migrated, the old process replaced, v2 serves
+    with NoAnswer(url, interval=0.05) as probe:
+        run = playbook("deploy.yml", inventory, extravars={"app_version": "v2", "deploy_adopt": True})
+    assert_ok(run)
+    text = " ".join(run.stdout.split())
+    gap = float(text.split("nothing served for at most ")[1].split(" s")[0])
+    print(f"\nadoption of the plain app (fork mode, npm start): {probe.longest:.2f} s without an answer "
+          f"measured ({probe.failed} of {probe.answered + probe.failed} requests failed), {gap} s said by the deploy")
+    assert "Took over from the PM2 process(es)" in text and f"({os.path.realpath(clone)})" in text
+    body = get_json(url)[1]
+    assert (body["version"], body["notes"]) == ("2.0.0", 1) and "revision" not in body
+    assert migrations() == ["20260101000000_init", "20260201000000_add_note_pinned"]
+    (proc,) = handmade.pm2_processes(pm2_home, name)
+    assert proc["pid"] != pid and proc["pm2_env"]["pm_cwd"] == os.path.join(root, "current")
+    assert os.path.realpath(os.path.join(root, "current")).startswith(os.path.join(root, "releases") + "/")
+    assert sorted(os.listdir(clone)) == clone_files  # the clone is left as it was
+    assert probe.answered > 0 and probe.longest <= gap + 1

@@ -73,3 +73,50 @@ class Receiver:
     def __exit__(self, *exc):
         self.server.shutdown()
         self.server.server_close()
+
+
+class NoAnswer:
+    """Polls a URL in a thread while the `with` block runs (every `interval` s).
+
+    `longest` is the longest stretch (s) without a 200 answer, a stretch still open when the block
+    ends included; `answered` and `failed` count the requests."""
+
+    def __init__(self, url, interval=0.1):
+        import threading
+
+        self.url, self.interval = url, interval
+        self.longest, self.answered, self.failed = 0.0, 0, 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.down_since = None
+
+    def _close_gap(self, now):
+        if self.down_since is not None:
+            self.longest = max(self.longest, now - self.down_since)
+            self.down_since = None
+
+    def run(self):
+        while not self.stop.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=1) as resp:
+                    ok = resp.status == 200
+            except Exception:  # noqa: BLE001 - any failure is "no answer"
+                ok = False
+            now = time.monotonic()
+            if ok:
+                self.answered += 1
+                self._close_gap(now)
+            else:
+                self.failed += 1
+                if self.down_since is None:
+                    self.down_since = now
+            time.sleep(self.interval)
+        self._close_gap(time.monotonic())
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.thread.join(5)
