@@ -193,6 +193,25 @@ def test_process_first_started_from_a_release_directory_is_recreated_on_the_next
           f"measured, {gap} s said by the deploy")
     assert probe.answered > 0 and probe.longest <= gap + 1
 
+    # a rollback whose target cannot start after the second release's process was removed gives that
+    # process back, and current with it: the second release serves again, nothing is recorded
+    server = os.path.join(first, "dist", "server.js")  # what pm2-start.js runs (the build copies src/)
+    code = open(server).read()
+    with open(server, "w") as fh:
+        fh.write("throw new Error('the target cannot start');\n" + code)
+    with NoAnswer(env.url) as probe:
+        run = env.rollback(migration_tool="prisma")
+    assert not run.ok
+    text = " ".join(run.stdout.split())
+    assert f"current still points to {second}; nothing was recorded" in text, run.stdout[-3000:]
+    assert f"were started again from {second}" in text
+    assert env.health()["revision"] == shas["eco-dirname-2"] and app_cwds(env) == [second]
+    assert os.path.realpath(os.path.join(env.app_root, "current")) == second
+    assert [e for e in env.history().get("events", []) if e.get("type") == "rollback"] == []
+    print(f"failed rollback, the second release given back: {probe.longest:.1f} s without an answer")
+    with open(server, "w") as fh:
+        fh.write(code)
+
     # the rollback switches back onto the first release: the process (recorded cwd: the second
     # release) is recreated there too, instead of failing with the second release still serving
     with NoAnswer(env.url) as probe:
