@@ -168,8 +168,12 @@ def schedule_problems(values):
 def url_problems(values, names):
     """The bad notify/heartbeat URLs among `names` of `values`, shown as scheme://host/... only
     (a webhook's path or query is often its secret)."""
-    return ["%s=%s (%s)" % (name, shown(str(values.get(name))), url_problem(values.get(name)))
-            for name in names if name in values and url_problem(values.get(name))]
+    problems = []
+    for name in names:
+        rule = url_problem(values.get(name)) if name in values else None
+        if rule:
+            problems.append("%s=%s (%s)" % (name, shown(str(values.get(name))), rule))
+    return problems
 
 
 def cron_command(argv):
