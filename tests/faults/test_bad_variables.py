@@ -37,6 +37,9 @@ CASES = {
     "app_version_option": ({}, {"app_version": "--output=x"}, ["app_version=--output=x", "not starting with '-'"]),
     "app_repo_option": ({"app_repo": "--upload-pack=touch {work}/pwned"}, {},
                         ["app_repo=--upload-pack=touch {work}/pwned", "option"]),
+    # PM2's daemon could not listen there: `pm2 jlist` printed no list and the daemon spun at 100 % CPU
+    "pm2_home_too_long": ({"pm2_home": "{work}/" + "p" * 100}, {},
+                          ["pm2_home={work}/ppp", "a Unix socket path may have 107"]),
     # a misspelt hook never ran and said nothing
     "deploy_hook_misspelt": ({"deploy_hooks": {"before_migrations": "/dev/null"}}, {},
                              ["deploy_hooks.before_migrations (no such hook; the stages are preflight, backup"]),

@@ -288,3 +288,47 @@ def test_hand_made_install_of_the_plain_app_is_refused_then_adopted(pg_cluster, 
     assert os.path.realpath(os.path.join(root, "current")).startswith(os.path.join(root, "releases") + "/")
     assert sorted(os.listdir(clone)) == clone_files  # the clone is left as it was
     assert probe.answered > 0 and probe.longest <= gap + 1
+
+
+CLUSTER = {"app_start": "npm start", "app_exec_mode": "cluster", "app_instances": 2, "deploy_adopt": True}
+
+
+def test_adopting_a_cluster_mode_install_starts_the_release_beside_it_first(deploy_env, pg_cluster):  # noqa: F811
+    # issue 13 items 3 and 6: "start the new release, then delete the old process"; in cluster mode
+    # PM2 shares the port, so the old processes must serve until the release runs (main stopped them
+    # first, as in fork mode: seconds without an answer)
+    env = deploy_env
+    name = env.vars["app_name"]
+    make_variant(env.repo, "v4-crash-cluster", files={
+        "src/server.js": lambda text: "throw new Error('cannot start');\n" + text})
+    clone = handmade.hand_made_install(
+        env.repo, os.path.join(os.path.dirname(os.path.dirname(env.app_root)), "handmade", name), "v1",
+        os.path.join(EXAMPLE_APP, "node_modules"),
+        {"PORT": env.vars["app_port"], "DATABASE_URL": pg_cluster.url(env.db)}, build=[["node", "scripts/build.js"]])
+    pids = handmade.pm2_start_cluster(env.vars["pm2_home"], name, clone, "dist/server.js", 2)
+    wait_for_health(env.url, timeout=30)
+
+    # a release that cannot start: the old workers are never stopped, its second name is removed
+    with NoAnswer(env.url, interval=0.05) as probe:
+        run = env.deploy("v4-crash-cluster", extravars=CLUSTER)
+    assert not run.ok, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert f"as {name}-maestro-bridge (cluster mode): it was removed from PM2" in text, run.stdout[-3000:]
+    assert "the processes it was to replace were never stopped" in text
+    assert probe.answered > 0 and probe.failed == 0, (probe.answered, probe.failed)
+    assert pm2_names(env) == [name, name]
+    assert sorted(p["pid"] for p in handmade.pm2_processes(env.vars["pm2_home"], name)) == pids
+    assert not os.path.lexists(os.path.join(env.app_root, "current"))
+
+    # the release runs beside them first: no request goes unanswered while they are replaced
+    with NoAnswer(env.url, interval=0.05) as probe:
+        run = env.deploy("v2", extravars=CLUSTER)
+    assert_ok(run)
+    print(f"\nadoption in cluster mode: {probe.longest:.2f} s without an answer, {probe.failed} of "
+          f"{probe.answered + probe.failed} requests failed")
+    text = " ".join(run.stdout.split())
+    assert f"started the release beside them first as {name}-maestro-bridge (cluster mode: PM2 shares the port)" in text
+    assert probe.answered > 0 and probe.failed == 0, (probe.answered, probe.failed)
+    assert pm2_names(env) == [name, name] and env.health()["revision"] == env.shas["v2"]
+    cwds = app_cwds(env)
+    assert cwds == [os.path.realpath(os.path.join(env.app_root, "current"))] * 2, cwds

@@ -8,9 +8,12 @@ other integration test runs against a cluster on TCP, so it is not repeated here
 import json
 import os
 import pwd
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import urllib.request
 
 import psycopg
 import pytest
@@ -94,3 +97,76 @@ def test_demo_cluster_from_a_clone_under_a_0700_home_starts_stops_starts_again_a
     finally:
         if os.path.exists(os.path.join(base, "cluster.json")):
             Cluster(base).destroy()
+
+
+DEMO_URL = "http://127.0.0.1:3100/health"  # inventories/local's app_port
+
+
+def copy_of_this_repository(dest):
+    """The repository's files as a clone has them (tracked and new, not ignored), with this run's
+    installed .venv and node_modules linked in, standing in for what `make setup` installs."""
+    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO,
+                            capture_output=True, text=True, check=True).stdout.split("\0")
+    for rel in filter(None, listed):
+        src = os.path.join(REPO, rel)
+        if os.path.isfile(src) or os.path.islink(src):
+            os.makedirs(os.path.dirname(os.path.join(dest, rel)), exist_ok=True)
+            shutil.copy2(src, os.path.join(dest, rel), follow_symlinks=False)
+    for rel in (".venv", "node_modules", "examples/app/node_modules", "examples/app-plain/node_modules"):
+        os.symlink(os.path.join(REPO, rel), os.path.join(dest, rel))
+
+
+def demo_health():
+    with urllib.request.urlopen(DEMO_URL, timeout=5) as resp:
+        return json.load(resp)
+
+
+def make_demo(clone, port):
+    # -o setup: the links stand in for what setup installs (its ln through the .venv link would repoint ours)
+    done = subprocess.run(["make", "-s", "-o", "setup", "-C", clone, "demo", f"DEMO_PORT={port}"],
+                          capture_output=True, text=True, timeout=600, env=dict(os.environ, CHECKPOINT_DISABLE="1"))
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+@pytest.fixture
+def short_tmp():
+    """A directory with a short path: PM2_HOME is .local/pm2 in the clone, and its socket path
+    must fit a Unix socket's 107 characters (pytest's tmp_path under xdist does not)."""
+    path = tempfile.mkdtemp(prefix="md-", dir="/tmp")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_make_demo_then_demo_stop_then_make_demo_serves_twice_from_a_0700_home(short_tmp):
+    # issue 13: `make demo` from root's 0700 home stopped with "a parent directory is not
+    # traversable"; make demo, demo-stop, make demo failed in the smoke test ("Connection refused")
+    with pytest.raises(OSError):  # nothing else serves the demo's port (it is fixed in inventories/local)
+        demo_health()
+    home = os.path.join(short_tmp, "root")
+    os.mkdir(home, 0o700)
+    os.chmod(home, 0o700)
+    clone = os.path.join(home, "maestro-deploy")
+    copy_of_this_repository(clone)
+    port = free_port()
+    try:
+        out = make_demo(clone, port)
+        assert "==> The app answers at http://127.0.0.1:3100" in out and "is live; its backup: " in out, out[-3000:]
+        first = demo_health()
+        backup = out.split("its backup: ")[1].split()[0]
+        assert backup.startswith(os.path.join(clone, ".local", "backups")) and os.path.isfile(backup), out[-3000:]
+
+        make(clone, "demo-stop")
+        with pytest.raises(OSError):
+            demo_health()
+
+        out = make_demo(clone, port)
+        assert "No change" in out and "PM2 was not running it" in out, out[-3000:]
+        again = demo_health()
+        assert (again["revision"], again["version"]) == (first["revision"], first["version"]), (first, again)
+        assert again["pid"] != first["pid"]
+    finally:
+        subprocess.run(["make", "-s", "-C", clone, "clean"], capture_output=True, timeout=120)
+    assert not os.path.exists(demo_server_dir(os.path.join(clone, ".local", "pg")))
+    with pytest.raises(OSError):
+        demo_health()

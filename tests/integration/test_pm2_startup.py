@@ -4,13 +4,31 @@ systemd runs here: the unit is checked as rendered (and by systemd-analyze when 
 role in check mode changes nothing, logrotate -d accepts the file when logrotate is installed."""
 
 import getpass
+import json
 import os
 import shutil
 import subprocess
+import time
+import urllib.request
 
 import pytest
 
+from tests.support import handmade
 from tests.support.paths import PM2
+from tests.support.pgcluster import free_port
+
+
+def wait_for_text(url, timeout=20):
+    """The body of the first 200 answer from `url` within `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as resp:
+                return resp.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 PLAY = """---
 - name: Install PM2's startup unit
@@ -70,3 +88,59 @@ def test_unit_and_logrotate_file_as_written(startup, pm2_home):
         os.chmod(conf, 0o644)
         check = subprocess.run(["logrotate", "-d", str(conf)], capture_output=True, text=True)
         assert check.returncode == 0 and "error" not in check.stderr.lower(), check.stderr
+
+
+SERVER = ("const fs = require('fs');\n"
+          "require('http').createServer((q, r) => r.end(fs.readFileSync('RELEASE', 'utf8')))"
+          ".listen(Number(process.env.PORT));\n")
+
+
+def unit_service(unit_text):
+    """The [Service] lines systemd would use to start the unit: its environment and ExecStart argv."""
+    env, start = {}, None
+    for line in unit_text.splitlines():
+        key, _, value = line.partition("=")
+        if key == "Environment":
+            name, _, val = value.partition("=")
+            env[name] = val
+        elif key == "ExecStart":
+            start = value.split()
+        elif key == "PIDFile":
+            env["_pidfile"] = value
+    return env, start
+
+
+def test_the_unit_brings_the_saved_app_back_after_pm2_is_gone_as_at_boot(startup, pm2_home, tmp_path):
+    # issue 13 item 11, without systemd: what the unit runs at boot (its ExecStart with its
+    # Environment, as its User) brings back the process list the role saved, from current
+    run, units, _rotate = startup
+    release = tmp_path / "www" / "shop" / "releases" / "r1"
+    release.mkdir(parents=True)
+    (release / "server.js").write_text(SERVER)
+    (release / "RELEASE").write_text("r1")
+    current = tmp_path / "www" / "shop" / "current"
+    current.symlink_to(release)
+    port = str(free_port())
+    config = tmp_path / "shop.json"  # as roles/pm2_app starts an app: cwd is the current link
+    config.write_text(json.dumps({"apps": [{"name": "shop", "script": "server.js", "cwd": str(current)}]}))
+    started = subprocess.run([PM2, "start", str(config)], capture_output=True, text=True,
+                             env=dict(os.environ, PM2_HOME=pm2_home, PORT=port), timeout=60)
+    assert started.returncode == 0, started.stderr
+    assert wait_for_text(f"http://127.0.0.1:{port}/") == "r1"
+    result = run()
+    assert result.ok, result.stdout[-3000:]
+
+    subprocess.run([PM2, "kill"], env=dict(os.environ, PM2_HOME=pm2_home), capture_output=True, timeout=60)
+    with pytest.raises(OSError):  # the "reboot": nothing runs
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+
+    env, argv = unit_service((units / f"pm2-{getpass.getuser()}.service").read_text())
+    pidfile = env.pop("_pidfile")
+    boot = {k: v for k, v in os.environ.items() if k in ("HOME", "LANG")}  # what systemd gives a User= service
+    done = subprocess.run(argv, env=dict(boot, **env), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert wait_for_text(f"http://127.0.0.1:{port}/") == "r1"
+    (proc,) = handmade.pm2_processes(pm2_home, "shop")
+    assert proc["pm2_env"]["pm_cwd"] == str(current)  # the saved cwd: current, not the release it resolved to
+    with open(pidfile) as fh:  # Type=forking waits for this file
+        assert os.path.exists(f"/proc/{int(fh.read().strip())}")

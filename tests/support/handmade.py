@@ -54,3 +54,12 @@ def pm2_start_npm(pm2_home, name, cwd):
     assert started.returncode == 0, started.stdout + started.stderr
     (proc,) = pm2_processes(pm2_home, name)
     return proc["pid"]
+
+
+def pm2_start_cluster(pm2_home, name, cwd, script, instances):
+    """`pm2 start <script> --name <name> -i <instances>` from `cwd` (cluster mode, as an app run by
+    hand with several workers is started); returns the pids PM2 gives them."""
+    started = subprocess.run([PM2, "start", script, "--name", name, "-i", str(instances)], cwd=cwd,
+                             env=dict(os.environ, PM2_HOME=pm2_home), capture_output=True, text=True, timeout=60)
+    assert started.returncode == 0, started.stdout + started.stderr
+    return sorted(p["pid"] for p in pm2_processes(pm2_home, name))
