@@ -143,25 +143,20 @@ def env_line(key, value):
     return "%s='%s'" % (key, value)
 
 
-# The deploy's stages in order (playbooks/deploy.yml enters each through tasks/stage.yml; a
-# unit test keeps this list, the playbook and docs/architecture.md the same). `done` is entered
-# last, so `after_record` runs too.
-STAGES = ("preflight", "backup", "release", "migrate", "switch", "smoke_test", "record")
-
-
-def hooks_problems(hooks):
-    """What is wrong with deploy_hooks ({before_<stage>|after_<stage>: task file}), as a list of
-    'deploy_hooks...' strings; a misspelt key would otherwise never run and say nothing."""
+def hooks_problems(hooks, stages):
+    """What is wrong with deploy_hooks ({before_<stage>|after_<stage>: task file}) for the deploy's
+    `stages` (playbooks/deploy.yml's deploy_stages), as a list of 'deploy_hooks...' strings; a
+    misspelt key would otherwise never run and say nothing."""
     if hooks in (None, ""):
         return []
     if not isinstance(hooks, dict):
         return ["deploy_hooks (a mapping of before_<stage> or after_<stage> to a task file)"]
-    known = ["%s_%s" % (when, stage) for stage in STAGES for when in ("before", "after")]
+    known = ["%s_%s" % (when, stage) for stage in stages for when in ("before", "after")]
     problems = []
     for key in sorted(hooks, key=str):
         path = hooks[key]
         if key not in known:
-            problems.append("deploy_hooks.%s (no such hook; the stages are %s)" % (key, ", ".join(STAGES)))
+            problems.append("deploy_hooks.%s (no such hook; the stages are %s)" % (key, ", ".join(stages)))
         elif not isinstance(path, str) or not path.strip():
             problems.append("deploy_hooks.%s (the path of a task file)" % key)
     return problems

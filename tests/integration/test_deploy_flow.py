@@ -260,7 +260,9 @@ def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
     env = deploy_env
     log = tmp_path / "hooks.log"
     hooks = {}
-    for hook in ("before_backup", "after_migrate", "before_switch", "after_switch"):
+    # after_record was accepted but never ran (no stage came after record)
+    order = ["before_preflight", "before_backup", "after_migrate", "before_switch", "after_switch", "after_record"]
+    for hook in order:
         path = tmp_path / f"{hook}.yml"
         path.write_text(
             "- name: Record that the hook ran\n"
@@ -271,7 +273,7 @@ def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
         env.vars.update(deploy_hooks=hooks, deploy_notify_url=hook.url("/hook"))
         run = env.deploy("v1")
     assert_ok(run)
-    assert log.read_text().split() == ["before_backup", "after_migrate", "before_switch", "after_switch"]
+    assert log.read_text().split() == order
     assert [m["body"]["outcome"] for m in hook.received] == ["start", "success"]
     assert hook.received[-1]["body"]["release_id"] == env.history()["releases"][0]["id"]
 
