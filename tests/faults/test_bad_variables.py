@@ -40,6 +40,8 @@ CASES = {
     # PM2's daemon could not listen there: `pm2 jlist` printed no list and the daemon spun at 100 % CPU
     "pm2_home_too_long": ({"pm2_home": "{work}/" + "p" * 100}, {},
                           ["pm2_home={work}/ppp", "a Unix socket path may have 107"]),
+    "notify_url_with_password": ({"deploy_notify_url": "https://ops:pw-7a1c@hooks.example/x"}, {},
+                                 ["deploy_notify_url=https://hooks.example/...", "no user:password@"]),
     # a misspelt hook never ran and said nothing
     "deploy_hook_misspelt": ({"deploy_hooks": {"before_migrations": "/dev/null"}}, {},
                              ["deploy_hooks.before_migrations (no such hook; the stages are preflight, backup"]),
@@ -49,7 +51,7 @@ CASES = {
 CHECK_MODE = {name for name in CASES if name.endswith("_check_mode") or name.startswith(("app_root_", "app_env_"))
               and name != "app_root_is_root"}
 # Texts that must not appear anywhere in the run's output.
-NEVER_SHOWN = {"app_env_secret_hidden": ["tok-9f1e"]}
+NEVER_SHOWN = {"app_env_secret_hidden": ["tok-9f1e"], "notify_url_with_password": ["pw-7a1c"]}
 
 
 @pytest.fixture(scope="module")
