@@ -8,7 +8,11 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import re
+
 from ansible_collections.maestro.deploy.plugins.module_utils.job_notify import shown, url_problem
+
+URL_IN_TEXT = re.compile(r"https?://[^\s'\"<>]+")
 
 
 def notify_url_problems(url, name):
@@ -22,6 +26,14 @@ def url_shown(url):
     return shown(str(url or ""))
 
 
+def url_scrub(text):
+    """`text` (an error message) with every http(s) URL in it shown as scheme://host/... only."""
+    def hide(match):
+        url = match.group(0).rstrip(":;,.)")  # the sentence's punctuation, not the URL's
+        return shown(url) + match.group(0)[len(url):]
+    return URL_IN_TEXT.sub(hide, str(text or ""))
+
+
 class FilterModule(object):
     def filters(self):
-        return {"notify_url_problems": notify_url_problems, "url_shown": url_shown}
+        return {"notify_url_problems": notify_url_problems, "url_shown": url_shown, "url_scrub": url_scrub}

@@ -18,7 +18,6 @@ import os
 import shutil
 import tempfile
 
-from ansible_collections.maestro.deploy.plugins.module_utils.pg_pipeline import run_pipeline
 
 FORMATS = ("custom", "directory", "plain")
 COMPRESSIONS = ("gzip", "zstd", "lz4", "none")
@@ -167,8 +166,8 @@ def read_check(runner, tools, path, fmt, external):
                 raise ValueError("%s does not end with pg_dump's completion trailer: the dump is truncated" % path)
         return
     if external:
-        run_pipeline(runner, [decompress_argv(tools[external], external, path),
-                              pg_restore_read_argv(tools["pg_restore"])], what="read check")
+        runner.pipeline([decompress_argv(tools[external], external, path),
+                         pg_restore_read_argv(tools["pg_restore"])], what="read check")
     else:
         runner.run(pg_restore_read_argv(tools["pg_restore"], path), what="read check (pg_restore)")
 
@@ -177,8 +176,8 @@ def restore_archive(runner, tools, db, path, fmt, external, jobs=1, portable=Fal
     """Restore an archive made by pg_backup into the existing database `db`."""
     if fmt == "plain":
         if external:
-            run_pipeline(runner, [decompress_argv(tools[external], external, path),
-                                  psql_restore_argv(tools["psql"], db)], what="restore")
+            runner.pipeline([decompress_argv(tools[external], external, path),
+                             psql_restore_argv(tools["psql"], db)], what="restore")
         else:
             runner.run(psql_restore_argv(tools["psql"], db, path), what="restore (psql)")
         return
@@ -192,12 +191,12 @@ def restore_archive(runner, tools, db, path, fmt, external, jobs=1, portable=Fal
             plain_copy = os.path.join(scratch, "archive.dump")
             fd = os.open(plain_copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as out:
-                run_pipeline(runner, [decompress_argv(tools[external], external, path)], stdout=out,
-                             what="decompress")
+                runner.pipeline([decompress_argv(tools[external], external, path)], stdout=out,
+                                what="decompress")
             runner.run(pg_restore_argv(tools["pg_restore"], db, plain_copy, jobs, portable),
                        what="restore (pg_restore)")
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return
-    run_pipeline(runner, [decompress_argv(tools[external], external, path),
-                          pg_restore_argv(tools["pg_restore"], db, None, jobs, portable)], what="restore")
+    runner.pipeline([decompress_argv(tools[external], external, path),
+                     pg_restore_argv(tools["pg_restore"], db, None, jobs, portable)], what="restore")

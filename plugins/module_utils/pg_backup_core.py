@@ -27,8 +27,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pg_connection impor
     libpq_env,
     mask,
 )
-from ansible_collections.maestro.deploy.plugins.module_utils.pg_pipeline import describe_rc, run_pipeline
-from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner
+from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner, describe_rc
 
 VERIFY_LEVELS = ("checksum", "read", "restore", "none")
 FALSE_WORDS = ("false", "no", "off", "0", "none")
@@ -270,7 +269,7 @@ class BackupRun:
                     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
                     with os.fdopen(fd, "wb") as out:
                         if external:
-                            run_pipeline(self.runner, [
+                            self.runner.pipeline([
                                 pg_archive.pg_dump_argv(self.tools["pg_dump"], db, p["format"], None, native,
                                                         1, snapshot),
                                 pg_archive.compress_argv(self.tools[external], external, p["compression_level"]),

@@ -234,12 +234,10 @@ class Alembic:
         return rc, out, err
 
 
-def fail(module, result, exc, **extra):
-    data = dict(result)
-    data.update(exc.as_result())
-    data["msg"] = "%s: %s" % (exc.msg.split(":")[0], alembic_cli.db_error(exc.stderr, exc.stdout))
-    data.update(extra)
-    module.fail_json(**data)
+def fail(runner, result, exc, **extra):
+    """Alembic's failure, named by the database's own error rather than the traceback's last line."""
+    msg = extra.pop("msg", None) or "%s: %s" % (exc.msg.split(":")[0], alembic_cli.db_error(exc.stderr, exc.stdout))
+    runner.fail(msg, error=exc, result=result, **extra)
 
 
 def main():
@@ -292,7 +290,7 @@ def main():
         heads = alembic.heads()
         before = alembic.current()
     except CommandError as exc:
-        fail(module, result, exc)
+        fail(runner, result, exc)
     version = ",".join(before) or None
     result.update(heads=heads, from_version=version, to_version=version)
     if p["command"] == "current":
@@ -353,7 +351,7 @@ def main():
                 else:
                     extra["msg"] = ("alembic %s: migration %s failed: %s; the database is at %s afterwards"
                                     % (p["command"], failed, error, after_text))
-                fail(module, result, exc, **extra)
+                fail(runner, result, exc, **extra)
     after = _current_or_none(alembic)
     result.update(to_version=after, changed=after != version, applied=_done(steps, after, p["command"]),
                   pending=[s for s in result["pending"] if s not in _done(steps, after, p["command"])])

@@ -192,10 +192,10 @@ def main():
             state = json.loads(out.strip())
             restart = decide(wanted, state)[1]
     except CommandError as exc:
-        module.fail_json(commands=runner.history, **exc.as_result())
+        runner.fail(error=exc)
     except ValueError as exc:
-        module.fail_json(msg="psql did not print the settings as JSON: %s" % exc, commands=runner.history,
-                         cmd=runner.history[-1]["cmd"], rc=runner.history[-1]["rc"], stderr="")
+        runner.fail("psql did not print the settings as JSON: %s" % exc, cmd=runner.history[-1]["cmd"],
+                    rc=runner.history[-1]["rc"], stderr="")
     result = dict(changed=bool(changes), changes=changes, restart_needed=restart,
                   running=dict((n, state[n]["running"]) for n in sorted(state)), commands=runner.history)
     if module._diff:

@@ -174,11 +174,10 @@ def main():
                 what="pgbackrest repo-ls")
             pushed[(key, segment)] = segment_push_time(listing, segment)
     except CommandError as exc:
-        module.fail_json(commands=runner.history, **exc.as_result())
+        runner.fail(error=exc)
     except InfoError as exc:
-        module.fail_json(msg=to_native(exc), commands=runner.history,
-                         cmd=runner.history[-1]["cmd"] if runner.history else None,
-                         rc=runner.history[-1]["rc"] if runner.history else None, stderr="")
+        runner.fail(to_native(exc), cmd=runner.history[-1]["cmd"] if runner.history else None,
+                    rc=runner.history[-1]["rc"] if runner.history else None, stderr="")
     repos = summarise(entry, pushed, int(time.time()))
     module.exit_json(
         changed=False, stanza=p["stanza"],

@@ -377,10 +377,10 @@ def main():
                       timeline=probed.get("timeline"))
         module.exit_json(**result)
     except CommandError as exc:
-        module.fail_json(**dict(result, **exc.as_result()))
+        runner.fail(error=exc, result=result)
     except (InfoError, RestoreError, OSError) as exc:
         last = runner.history[-1] if runner.history else {}
-        module.fail_json(msg=to_native(exc), cmd=last.get("cmd"), rc=last.get("rc"), stderr="", **result)
+        runner.fail(to_native(exc), result=result, cmd=last.get("cmd"), rc=last.get("rc"), stderr="")
 
 
 if __name__ == "__main__":

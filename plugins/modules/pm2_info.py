@@ -158,9 +158,9 @@ def main():
             _rc, out, _err = runner.run([pm2, "jlist"], what="pm2 jlist")
             procs = parse_jlist(out)
         except CommandError as exc:
-            module.fail_json(**exc.as_result())
+            runner.fail(error=exc)
         except Pm2OutputError as exc:
-            module.fail_json(msg=to_native(exc))
+            runner.fail(to_native(exc))
         result["instances"] = [describe(proc) for proc in app_processes(procs, p["name"])]
         result["pm_ids"] = [i["pm_id"] for i in result["instances"]]
         modes = sorted(set(i["exec_mode"] for i in result["instances"]))

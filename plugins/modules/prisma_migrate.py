@@ -310,7 +310,7 @@ def run_cli(module, runner, prisma, args):
     try:
         return runner.run(argv, cwd=p["project_dir"], what="prisma " + " ".join(args[:2]))
     except CommandError as exc:
-        module.fail_json(**exc.as_result())
+        runner.fail(error=exc)
 
 
 def main():

@@ -332,3 +332,10 @@ def test_adopting_a_cluster_mode_install_starts_the_release_beside_it_first(depl
     assert pm2_names(env) == [name, name] and env.health()["revision"] == env.shas["v2"]
     cwds = app_cwds(env)
     assert cwds == [os.path.realpath(os.path.join(env.app_root, "current"))] * 2, cwds
+
+    # a run lost after starting its second name never removed it: the next switch does (it would
+    # otherwise keep taking a share of the port with an old release, and come back at boot)
+    handmade.pm2_start_cluster(env.vars["pm2_home"], f"{name}-maestro-bridge", clone, "dist/server.js", 1)
+    assert pm2_names(env).count(f"{name}-maestro-bridge") == 1
+    assert_ok(env.deploy("v2", extravars=dict(CLUSTER, deploy_force=True)))
+    assert pm2_names(env) == [name, name] and env.health()["revision"] == env.shas["v2"]

@@ -278,6 +278,24 @@ def test_hooks_run_in_order_and_notifications_are_sent(deploy_env, tmp_path):
     assert hook.received[-1]["body"]["release_id"] == env.history()["releases"][0]["id"]
 
 
+def test_a_failing_after_record_hook_is_reported_and_nothing_is_rolled_back(deploy_env, tmp_path):
+    """The release is live and recorded when after_record runs: its failure fails the run, says so,
+    and leaves the release serving and recorded as a success (the rescue does not undo it)."""
+    env = deploy_env
+    hook = tmp_path / "after_record.yml"
+    hook.write_text("- name: Purge the CDN (fails)\n  ansible.builtin.command: /bin/false\n  changed_when: true\n")
+    assert_ok(env.deploy("v1"))
+    env.vars.update(deploy_hooks={"after_record": str(hook)})
+    run = env.deploy("v2")
+    assert not run.ok, run.stdout[-3000:]
+    text = " ".join(run.stdout.split())
+    assert "DEPLOYED, but the after_record hook failed" in text and "nothing was rolled back" in text, text[-3000:]
+    assert "DEPLOY FAILED" not in text
+    assert env.health()["revision"] == env.shas["v2"]
+    assert [r["status"] for r in env.history()["releases"]] == ["success", "success"]
+    assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+
+
 def test_undeliverable_notification_does_not_fail_the_deploy(deploy_env):
     run = deploy_env.deploy("v1", extravars={"deploy_notify_url": "http://127.0.0.1:9/hooks/t0ken-9f3?key=k3y"})
     assert_ok(run)

@@ -23,3 +23,13 @@ def test_notify_url_problems(url, problems):
 def test_url_shown_keeps_neither_path_query_nor_password():
     assert url_shown("https://ops:pw@hooks.example:8443/t0ken?k=v") == "https://hooks.example:8443/..."
     assert url_shown("") == "(no URL)"
+
+
+def test_url_scrub_hides_every_url_path_in_an_error_message():
+    from ansible_collections.maestro.deploy.plugins.filter.notify import url_scrub
+
+    msg = ("HTTP Error while fetching http://127.0.0.1:18765/services/T0/s3cretTOKEN?k=v: IncompleteRead; "
+           "redirected to 'https://hooks.example/x/y'")
+    assert url_scrub(msg) == ("HTTP Error while fetching http://127.0.0.1:18765/...: IncompleteRead; "
+                              "redirected to 'https://hooks.example/...'")
+    assert url_scrub(None) == ""

@@ -38,3 +38,31 @@ def test_explicit_binary_must_exist():
     runner = Runner(FakeModule([]))
     with pytest.raises(AssertionError, match="not found or not executable: /nope/pm2"):
         runner.bin("pm2", explicit="/nope/pm2")
+
+
+def test_fail_is_the_result_then_the_command_then_extra_with_secrets_masked():
+    module = FakeModule([(1, "", "FATAL: role app with s3cret\n")])
+    runner = Runner(module, secrets=["s3cret"])
+    with pytest.raises(CommandError) as err:
+        runner.run(["/usr/bin/psql", "-c", "select 1"], what="psql")
+    with pytest.raises(AssertionError) as raised:  # FakeModule.fail_json raises with what it got
+        runner.fail("restore failed: %s (was s3cret)" % err.value.msg, error=err.value,
+                    result={"changed": True, "rc": 0, "target": "db"}, stdout="left s3cret")
+    (failed,) = raised.value.args
+    assert failed["msg"] == "restore failed: psql failed (rc=1): FATAL: role app with ******** (was ********)"
+    assert (failed["rc"], failed["cmd"], failed["changed"], failed["target"]) == (
+        1, ["/usr/bin/psql", "-c", "select 1"], True, "db")
+    assert failed["stdout"] == "left ********" and "s3cret" not in failed["stderr"]
+    assert failed["commands"] == runner.history
+
+
+def test_a_pipeline_names_the_stage_that_failed_not_the_one_it_killed(tmp_path):
+    runner = Runner(FakeModule([]), environ={"TOKEN": "s3cret"}, secrets=["s3cret"])
+    with pytest.raises(CommandError) as err:
+        runner.pipeline([["yes"], ["sh", "-c", 'head -c 10 >/dev/null; echo "bad $TOKEN" >&2; exit 3']],
+                        what="copy")
+    assert err.value.msg == "copy: sh failed (rc=3): bad ********"
+    assert [h["rc"] for h in runner.history] == [-13, 3]  # yes got SIGPIPE; sh is the culprit
+    with open(tmp_path / "out", "wb") as out:
+        assert runner.pipeline([["printf", "a\\nb\\n"], ["sort", "-r"]], stdout=out) == [0, 0]
+    assert (tmp_path / "out").read_text() == "b\na\n"
