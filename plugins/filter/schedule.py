@@ -13,7 +13,7 @@ import json
 import os
 import re
 
-from ansible_collections.maestro.deploy.plugins.module_utils.job_notify import shown, url_problem
+from ansible_collections.maestro.deploy.plugins.filter.notify import notify_url_problems
 
 try:
     from shlex import quote as _sh_quote
@@ -168,12 +168,7 @@ def schedule_problems(values):
 def url_problems(values, names):
     """The bad notify/heartbeat URLs among `names` of `values`, shown as scheme://host/... only
     (a webhook's path or query is often its secret)."""
-    problems = []
-    for name in names:
-        rule = url_problem(values.get(name)) if name in values else None
-        if rule:
-            problems.append("%s=%s (%s)" % (name, shown(str(values.get(name))), rule))
-    return problems
+    return [problem for name in names if name in values for problem in notify_url_problems(values.get(name), name)]
 
 
 def cron_command(argv):
