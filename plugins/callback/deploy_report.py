@@ -17,9 +17,9 @@ description:
     cannot say what it left behind. At the end of the run this callback prints, for each such host,
     the stage and task where the connection dropped, Ansible's message, and what the run had done
     there by then (deploy lock taken, switch started, release recorded as pending).
-  - It knows only what it saw in task results on the controller (the facts C(deploy_stage),
-    C(deploy_release_id), C(deploy_switched), C(deploy_migration_started) and the path in
-    C(deploy_backup), results of M(maestro.deploy.deploy_lock) and
+  - It knows only what it saw in task results on the controller (the run's state, the fact
+    C(deploy_run) of C(deploy.yml), that is its id, stage, switched and migration_started and the
+    path of its backup; results of M(maestro.deploy.deploy_lock) and
     M(maestro.deploy.release_history)); it prints no other result data.
   - It prints nothing when no host was lost. For C(rollback.yml) the report says ROLLBACK LOST.
 requirements:
@@ -56,7 +56,7 @@ class CallbackModule(CallbackBase):
         super(CallbackModule, self).__init__(*args, **kwargs)
         self._what = "DEPLOY"
         self._run_release_id = None  # a run_once set_fact reaches every host, its result names one
-        self._run = {}  # run-wide facts, set run_once: whether the migrations started, the backup
+        self._run = {}  # run-wide: whether the migrations started (they run once), the backup
         self._hosts = {}
 
     def _state(self, host):
@@ -98,16 +98,20 @@ class CallbackModule(CallbackBase):
         return args.get("state", "present")
 
     def _note_facts(self, host, facts):
+        """deploy.yml's run state, the fact deploy_run (set whole each time a stage changes it)."""
+        run = facts.get("deploy_run")
+        if not isinstance(run, dict):
+            return
         state = self._state(host)
-        if "deploy_stage" in facts:
-            state["stage"] = str(facts["deploy_stage"])
-        if facts.get("deploy_release_id"):
-            state["release_id"] = self._run_release_id = str(facts["deploy_release_id"])
-        if "deploy_switched" in facts:
-            state["switched"] = boolean(facts["deploy_switched"], strict=False)
-        if "deploy_migration_started" in facts:
-            self._run["migration_started"] = boolean(facts["deploy_migration_started"], strict=False)
-        backup = facts.get("deploy_backup")
+        if "stage" in run:
+            state["stage"] = str(run["stage"])
+        if run.get("id"):
+            state["release_id"] = self._run_release_id = str(run["id"])
+        if "switched" in run:
+            state["switched"] = boolean(run["switched"], strict=False)
+        if boolean(run.get("migration_started", False), strict=False):
+            self._run["migration_started"] = True
+        backup = run.get("backup")
         if isinstance(backup, dict) and backup.get("path"):
             self._run["backup"] = str(backup["path"])
 

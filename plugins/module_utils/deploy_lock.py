@@ -163,6 +163,20 @@ def age_of(holder, now=None):
     return max(0.0, (now or time.time()) - float(since))
 
 
+def acquire_decision(current, token, now, stale_after, break_stale=False, holder_ended=None, ended_token=None):
+    """What taking the lock does, from what the file holds: "free" (no lock), "own" (this run's
+    already) or "break" (a lock that may be broken); raises LockHeld when it may not be taken.
+    acquire() decides with it under the guard; check mode decides with it without."""
+    if current is None:
+        return "free"
+    if owns(current, token):
+        return "own"
+    age = age_of(current, now)
+    if not (break_stale and breakable(age, stale_after, judged(holder_ended, ended_token, current))):
+        raise LockHeld(current, age, age >= stale_after)
+    return "break"
+
+
 def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended=None, ended_token=None):
     """Take the lock. Returns (acquired, broken_holder). Raises LockHeld when it cannot.
 
@@ -179,12 +193,11 @@ def acquire(path, holder, stale_after, break_stale=False, now=None, holder_ended
     now = now or time.time()
     with guarded(path):
         current = read(path)
-        if current is not None:
-            if owns(current, holder.get("token")):
-                return False, None
-            age = age_of(current, now)
-            if not (break_stale and breakable(age, stale_after, judged(holder_ended, ended_token, current))):
-                raise LockHeld(current, age, age >= stale_after)
+        decision = acquire_decision(current, holder.get("token"), now, stale_after, break_stale, holder_ended,
+                                    ended_token)
+        if decision == "own":
+            return False, None
+        if decision == "break":
             os.unlink(path)
         record = dict(holder, since_epoch=now, since=stamp(now))
         try:

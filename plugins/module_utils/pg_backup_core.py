@@ -25,7 +25,6 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pg_connection impor
     connect,
     connection_argument_spec,
     libpq_env,
-    mask,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner, describe_rc
 
@@ -135,8 +134,8 @@ class BackupRun:
         self.scratch_db = None
 
     def fail(self, msg, **extra):
-        extra.setdefault("commands", self.runner.history)
-        self.module.fail_json(msg=mask(msg, self.password), **extra)
+        """The runner's one failure path: msg, stdout and stderr masked, the commands that ran."""
+        self.runner.fail(msg, **extra)
 
     def run(self):
         p = self.params

@@ -23,7 +23,6 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pg_connection impor
     connect,
     connection_argument_spec,
     libpq_env,
-    mask,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner
 
@@ -182,8 +181,8 @@ class RestoreRun:
         self.result = dict(changed=False)
 
     def fail(self, msg, **extra):
-        extra.setdefault("commands", self.runner.history)
-        self.module.fail_json(msg=mask(msg, self.password), **extra)
+        """The runner's one failure path: msg, stdout and stderr masked, the commands that ran."""
+        self.runner.fail(msg, **extra)
 
     def run(self):
         p = self.params

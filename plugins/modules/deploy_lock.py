@@ -150,6 +150,7 @@ held_by:
 """
 
 import os  # noqa: E402
+import time  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import deploy_lock as lock  # noqa: E402
@@ -245,12 +246,13 @@ def main():
                              "changed. Pass token (the playbooks pass lookup('maestro.deploy.controller_run').token)."
                          % path, **result)
     holder = dict(p["holder"], token=p["token"], pid=os.getpid())
-    if module.check_mode:
-        if current is not None and not lock.owns(current, p["token"]):
-            age = lock.age_of(current)
-            if not (p["break_stale"] and lock.breakable(age, p["stale_after"], judged(p, current))):
-                fail_held(module, result, current, age)
-        result["changed"] = current is None or not lock.owns(current, p["token"])
+    if module.check_mode:  # the decision acquire() makes, on what the file holds now
+        try:
+            decision = lock.acquire_decision(current, p["token"], time.time(), p["stale_after"], p["break_stale"],
+                                             p["holder_ended"], p["ended_token"])
+        except lock.LockHeld as held:
+            fail_held(module, result, held.holder, held.age_s)
+        result["changed"] = decision != "own"
         module.exit_json(**result)
     try:
         acquired, broken = lock.acquire(path, holder, p["stale_after"], p["break_stale"],

@@ -378,10 +378,8 @@ class Pm2App:
 
     # -- helpers ----------------------------------------------------------------------------
     def fail(self, msg, **extra):
-        self.result["commands"] = self.commands()
-        self.result.update(extra)
-        self.result["msg"] = msg
-        self.module.fail_json(**self.result)
+        """The runner's one failure path (ctl's: it masks the app's secrets), with both runners' commands."""
+        self.ctl.fail(msg, result=self.result, commands=self.commands(), **extra)
 
     def find_pm2(self):
         project_dir = None

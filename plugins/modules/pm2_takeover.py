@@ -163,8 +163,8 @@ def main():
     result = dict(changed=False, definitions=[], commands=[])
 
     def fail(msg, **extra):
-        result.update(extra, commands=[h for h in runner.history if h["cmd"][1:2] != ["jlist"]])
-        module.fail_json(msg=msg, **result)
+        """The runner's one failure path; never a command's stdout (jlist's holds the apps' env)."""
+        runner.fail(msg, result=result, commands=[h for h in runner.history if h["cmd"][1:2] != ["jlist"]], **extra)
 
     def mine():
         try:

@@ -123,10 +123,13 @@ def test_two_runs_breaking_the_same_lock_at_once_leave_one_holder(tmp_path):
 # --- Whose lock it is: the token of the run that took it, compared under the guard (issue 14) ---
 
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
+import time  # noqa: E402
 
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.deploy_lock import LockHeld  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.modules import deploy_lock as lock_module  # noqa: E402
 
 T1, T2 = "1f" * 16, "2e" * 16  # two runs' tokens (the lookup draws 32 hex digits per run)
@@ -301,3 +304,38 @@ def test_module_on_an_unreadable_lock_path_fails_naming_it(tmp_path, capsys):
     result = run_module(capsys, path=path, token=T2, holder={"who": "bob"})
     assert result["failed"] and path in result["msg"] and "Traceback" not in json.dumps(result), result
     assert os.path.isdir(path)
+
+
+@pytest.mark.parametrize("holder, kwargs, expected", [
+    (None, {}, "free"),
+    ({"who": "alice", "token": T1, "since_epoch": 1000.0}, {}, "own"),
+    ({"who": "bob", "token": T2, "since_epoch": 1000.0}, {"break_stale": True}, "break"),  # stale: 7200 s
+    ({"who": "bob", "token": T2, "since_epoch": 8000.0}, {"break_stale": True, "holder_ended": True,
+                                                          "ended_token": T2}, "break"),  # ended, any age
+    ({"who": "bob", "token": T2, "since_epoch": 8000.0}, {"break_stale": True}, LockHeld),  # fresh
+    ({"who": "bob", "token": T2, "since_epoch": 1000.0}, {}, LockHeld),  # stale, not asked
+    ({"who": "bob", "token": T2, "since_epoch": 1000.0}, {"break_stale": True, "holder_ended": False,
+                                                          "ended_token": T2}, LockHeld),  # going
+])
+def test_acquire_decision_is_what_taking_the_lock_does(holder, kwargs, expected):
+    decide = functools.partial(lock.acquire_decision, holder, T1, 8200.0, 3600, **kwargs)
+    if expected is LockHeld:
+        with pytest.raises(LockHeld):
+            decide()
+    else:
+        assert decide() == expected
+
+
+@pytest.mark.parametrize("held, break_stale, changed, failed", [
+    (None, False, True, False), (T1, False, False, False), (T2, False, None, True), (T2, True, True, False),
+])
+def test_module_check_mode_present_decides_as_acquire_and_writes_nothing(tmp_path, capsys, held, break_stale,
+                                                                          changed, failed):
+    path = str(tmp_path / ".deploy.lock")
+    if held:
+        lock.acquire(path, {"who": "alice", "token": held}, 3600, now=time.time() - 7200)
+    before = lock_bytes(path) if held else None
+    out = run_module(capsys, path=path, token=T1, stale_after=3600, break_stale=break_stale,
+                     _ansible_check_mode=True)
+    assert bool(out.get("failed")) is failed and (failed or out["changed"] is changed)
+    assert (lock_bytes(path) if held else os.path.exists(path)) == (before if held else False)

@@ -60,9 +60,18 @@ class Run:
         self.display = FakeDisplay()
         self.cb = CallbackModule(display=self.display)
         self.cb.v2_playbook_on_start(FakePlaybook(playbook))
+        self.run_states = {}
 
     def facts(self, host, **facts):
         self.cb.v2_runner_on_ok(FakeResult(host, FakeTask("Set facts"), {"ansible_facts": facts, "changed": False}))
+
+    def state(self, host, run_once_for=(), **changes):
+        """deploy.yml's set_fact of deploy_run: the whole state, changed (run_states: each host's so far).
+
+        run_once_for: the hosts a run_once set_fact also hands it to (its result names only host)."""
+        for each in (host,) + tuple(run_once_for):
+            self.run_states.setdefault(each, {}).update(changes)
+        self.facts(host, deploy_run=dict(self.run_states[host]))
 
     def lock(self, host, holder, state="present", failed=False, **extra):
         res = dict({"path": LOCK, "holder": holder, "changed": False, "failed": failed,
@@ -83,14 +92,13 @@ class Run:
 
 
 def deploy_until_switch(run, hosts=("app1", "app2")):
+    # run_once: every host has it, the result is reported for the first host only
+    run.state(hosts[0], run_once_for=hosts[1:], id=RID, stage="start", switched=False)
     for host in hosts:
-        run.facts(host, deploy_stage="start", deploy_switched=False)
-    run.facts(hosts[0], deploy_release_id=RID)  # run_once: reported for the first host only
-    for host in hosts:
-        run.facts(host, deploy_stage="preflight")
+        run.state(host, stage="preflight")
         run.lock(host, {"who": "ops", "action": "deploy", "release_id": RID, "token": RID, "pid": 42})
         run.history(host, "pending")
-        run.facts(host, deploy_stage="switch")
+        run.state(host, stage="switch")
 
 
 def test_host_lost_mid_stage_with_the_lock_taken():
@@ -112,7 +120,7 @@ def test_host_lost_mid_stage_with_the_lock_taken():
 def test_host_lost_after_the_switch_started_says_so():
     run = Run()
     deploy_until_switch(run, hosts=("app1",))
-    run.facts("app1", deploy_switched=True)
+    run.state("app1", switched=True)
     run.unreachable("app1", "pm2_app : Reload the app")
     report = run.end("app1")[0]
     assert f"- current and PM2 may already serve release {RID} (the switch had started): check what serves;" in report
@@ -122,8 +130,8 @@ def test_host_lost_after_the_switch_started_says_so():
 def test_host_lost_after_the_migrations_started_names_the_backup():
     run = Run()
     deploy_until_switch(run, hosts=("app1",))
-    run.facts("app1", deploy_backup={"path": "/var/backups/app/app_20260301.dump", "sha256": "ab"})
-    run.facts("app1", deploy_migration_started=True)
+    run.state("app1", backup={"path": "/var/backups/app/app_20260301.dump", "sha256": "ab"})
+    run.state("app1", migration_started=True)
     run.unreachable("app1", "Run the before hook of the stage switch")
     report = run.end("app1")[0]
     assert ("- the migration stage had started: the database may carry this release's migrations"
@@ -133,9 +141,9 @@ def test_host_lost_after_the_migrations_started_names_the_backup():
 
 def test_host_lost_before_the_lock():
     run = Run()
-    run.facts("app1", deploy_stage="start", deploy_switched=False)
-    run.facts("app1", deploy_release_id=RID)
-    run.facts("app1", deploy_stage="preflight")
+    run.state("app1", stage="start", switched=False)
+    run.state("app1", id=RID)
+    run.state("app1", stage="preflight")
     run.unreachable("app1", "preflight : Check the inventory values a deploy relies on", msg="Connection refused")
     assert run.end("app1") == [
         'DEPLOY LOST app1 in stage preflight (task "preflight : Check the inventory values a deploy relies on"):'
@@ -187,7 +195,7 @@ def test_rollback_lost_before_its_lock():
 ])
 def test_only_a_lock_this_run_took_counts(state, holder, failed):
     run = Run()
-    run.facts("app1", deploy_stage="preflight")
+    run.state("app1", stage="preflight")
     run.lock("app1", holder, state=state, failed=failed)
     run.unreachable("app1", "Next task")
     assert "- this run had not taken the deploy lock yet" in run.end("app1")[0]
@@ -196,7 +204,7 @@ def test_only_a_lock_this_run_took_counts(state, holder, failed):
 def test_a_refused_attempt_reported_as_ok_is_not_this_runs_lock():
     """The preflight's first attempt runs with failed_when: false: ok, but holding another run's lock."""
     run = Run()
-    run.facts("app1", deploy_stage="preflight")
+    run.state("app1", stage="preflight")
     run.lock("app1", {"release_id": "someone-else", "token": "other"}, held_by="held by ops ...",
              msg="deploy lock at /x is held by ops ...")
     run.unreachable("app1", "Next task")
@@ -206,7 +214,7 @@ def test_a_refused_attempt_reported_as_ok_is_not_this_runs_lock():
 def test_released_lock_and_recorded_release_are_not_reported_as_held():
     run = Run()
     deploy_until_switch(run, hosts=("app1",))
-    run.facts("app1", deploy_switched=True, deploy_stage="record")
+    run.state("app1", switched=True, stage="record")
     run.history("app1", "success")
     run.lock("app1", None, state="absent")
     run.unreachable("app1", "Summarise the deploy")
@@ -217,7 +225,7 @@ def test_released_lock_and_recorded_release_are_not_reported_as_held():
 
 def test_facts_set_in_a_loop_are_seen():
     run = Run()
-    res = {"results": [{"ansible_facts": {"deploy_stage": "backup"}}], "changed": False}
+    res = {"results": [{"ansible_facts": {"deploy_run": {"stage": "backup"}}}], "changed": False}
     run.cb.v2_runner_on_ok(FakeResult("app1", FakeTask("Loop"), res))
     run.unreachable("app1", "Take the backup")
     assert run.end("app1")[0].startswith('DEPLOY LOST app1 in stage backup (task "Take the backup")')
@@ -225,7 +233,7 @@ def test_facts_set_in_a_loop_are_seen():
 
 def test_prints_nothing_else_from_results():
     run = Run()
-    run.facts("app1", deploy_stage="migrate", db_password="s3cret-pw")
+    run.facts("app1", deploy_run={"stage": "migrate", "db_password": "s3cret-pw"}, db_password="s3cret-pw")
     run.lock("app1", {"release_id": RID, "token": RID, "who": "ops-secret-user"})
     res = {"unreachable": True, "msg": "ssh: connection closed", "stdout": "s3cret-pw",
            "invocation": {"x": "s3cret-pw"}}

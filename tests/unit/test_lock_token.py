@@ -108,7 +108,7 @@ def test_every_lock_taken_or_released_uses_this_run_s_token_and_no_variable():
     where = {w for w, _t in tasks}
     # taken in preflight; released once per playbook, in an always: (deploy.yml, rollback's main.yml)
     assert {"roles/preflight/tasks/lock.yml", "playbooks/deploy.yml", "roles/rollback/tasks/main.yml"} <= where, where
-    assert "roles/record/tasks/main.yml" not in where and "roles/rollback/tasks/recover.yml" not in where, where
+    assert "roles/record/tasks/main.yml" not in where and "playbooks/tasks/rescue.yml" not in where, where
     for path, task in tasks:
         assert task["maestro.deploy.deploy_lock"].get("token") == TOKEN, (path, task["name"])
 
