@@ -184,12 +184,15 @@ def parse_jlist(text):
             break
         except ValueError as exc:
             last_error = exc
+    # Never the text itself: a process list holds every app's environment, secrets included.
+    unshown = "%d characters, not shown: they may hold the apps' environment" % len(text)
     if data is None:
         if last_error is None:
-            raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200])
-        raise Pm2OutputError("pm2 jlist printed invalid JSON (%s): %s" % (last_error, text[:200]))
+            raise Pm2OutputError("pm2 jlist did not print a JSON list (%s)" % unshown)
+        line = getattr(last_error, "lineno", 0)
+        raise Pm2OutputError("pm2 jlist printed invalid JSON at line %d (%s)" % (line, unshown))
     if not isinstance(data, list):
-        raise Pm2OutputError("pm2 jlist did not print a JSON list: %s" % text[:200])
+        raise Pm2OutputError("pm2 jlist did not print a JSON list (%s)" % unshown)
     return data
 
 

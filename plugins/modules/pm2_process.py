@@ -394,8 +394,8 @@ class Pm2App:
         try:
             _rc, out, _err = self.query.run([self.pm2, "jlist"], what="pm2 jlist")
             procs = parse_jlist(out)
-        except CommandError as exc:
-            self.fail(exc.msg, rc=exc.rc, cmd=exc.cmd, stdout=exc.stdout, stderr=exc.stderr)
+        except CommandError as exc:  # not its stdout: a process list holds the apps' environment
+            self.fail(exc.msg, rc=exc.rc, cmd=exc.cmd, stderr=exc.stderr)
         except Pm2OutputError as exc:
             self.fail(to_native(exc))
         now_ms = time.time() * 1000

@@ -51,6 +51,15 @@ def test_parse_jlist_rejects_screen_text(text):
         parse_jlist(text)
 
 
+@pytest.mark.parametrize("text", [
+    'oops DATABASE_URL=postgres://u:s3cret@h/db', '[{"pm2_env": {"DB_PASSWORD": "s3cret"}, ', '{"env": "s3cret"}'])
+def test_parse_jlist_never_shows_the_text_it_could_not_read(text):
+    """A process list holds every app's environment: a failure names its length, never its text."""
+    with pytest.raises(Pm2OutputError) as err:
+        parse_jlist(text)
+    assert "s3cret" not in str(err.value) and "%d characters" % len(text.strip()) in str(err.value)
+
+
 def test_app_processes_filters_by_name_and_orders_old_workers_last():
     procs = [proc(1), proc("_old_0"), proc(0), proc(2, name="other")]
     assert [p["pm_id"] for p in app_processes(procs, "app")] == [0, 1, "_old_0"]
