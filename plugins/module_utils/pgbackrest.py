@@ -245,3 +245,27 @@ def problems(entry, repos, max_backup_age=None, max_wal_age=None):
                          "failing or dropping WAL (see archive-push-queue-max)"
                          % (where, wal["max"], wal["age_s"], max_wal_age))
     return found
+
+
+NAGIOS_STATES = {0: "OK", 2: "CRITICAL"}
+
+
+def check_line(stanza, repos, found):
+    """The monitoring check in Nagios's terms: code 0 OK, 2 CRITICAL (something in `found`), and
+    one line saying why. On OK the line gives each repository's newest backup and archived WAL
+    ages, so a monitor's history shows them. (ansible-playbook's exit code for a failed task is 2
+    too: status.yml failing on CRITICAL is the check's exit code.)"""
+    if found:
+        code, why = 2, "; ".join(found)
+    else:
+        code = 0
+        why = ", ".join(
+            "repo%s backup %s WAL %s" % (
+                r["key"],
+                ("%ds old" % r["newest_backup"]["age_s"]) if (r["newest_backup"] or {}).get("age_s") is not None
+                else "none",
+                ("%ds old" % r["newest_wal"]["age_s"]) if (r["newest_wal"] or {}).get("age_s") is not None
+                else "none")
+            for r in repos) or "no repository"
+    return dict(code=code, state=NAGIOS_STATES[code],
+                line="PGBACKREST %s - stanza %s: %s" % (NAGIOS_STATES[code], stanza, why))

@@ -119,6 +119,18 @@ problems:
   sample:
     - "repo1: newest archived WAL 000000010000000000000003 is 912s old, more than max_wal_age=600s:
       archiving is failing or dropping WAL (see archive-push-queue-max)"
+check:
+  description:
+    - The result as a monitoring check in Nagios's terms - code V(0) OK or V(2) CRITICAL (when RV(problems) is not
+      empty) - and one line saying why, such as C(PGBACKREST OK - stanza s, repo1 backup 3600s old WAL 40s old).
+      C(playbooks/status.yml -e status_check=true) fails with this line, so its exit code is the check's.
+  returned: always
+  type: dict
+  sample:
+    code: 2
+    state: CRITICAL
+    line: "PGBACKREST CRITICAL - stanza manumaestro: repo1: newest archived WAL 000000010000000000000003 is 912s
+      old, more than max_wal_age=600s: archiving is failing or dropping WAL (see archive-push-queue-max)"
 commands:
   description: What ran (argv, rc, duration).
   returned: always
@@ -135,6 +147,7 @@ from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import (  # noqa: E402
     InfoError,
     argument_spec,
+    check_line,
     problems,
     read_info,
     repo_ls_argv,
@@ -179,10 +192,11 @@ def main():
         runner.fail(to_native(exc), cmd=runner.history[-1]["cmd"] if runner.history else None,
                     rc=runner.history[-1]["rc"] if runner.history else None, stderr="")
     repos = summarise(entry, pushed, int(time.time()))
+    found = problems(entry, repos, p["max_backup_age"], p["max_wal_age"])
     module.exit_json(
         changed=False, stanza=p["stanza"],
         status=dict(code=(entry.get("status") or {}).get("code"), message=(entry.get("status") or {}).get("message")),
-        repos=repos, problems=problems(entry, repos, p["max_backup_age"], p["max_wal_age"]),
+        repos=repos, problems=found, check=check_line(p["stanza"], repos, found),
         commands=runner.history,
     )
 

@@ -76,6 +76,10 @@ class Host:
         return done.result
 
 
+CHECK_TASK = ("Give the monitoring check's one line, failing when continuous backup has a problem "
+              "(-e status_check=true)")
+
+
 def stub_crontab(base):
     """The cron module insists on finding `crontab` though with cron_file it never runs it."""
     bindir = os.path.join(base, "bin")
@@ -215,6 +219,21 @@ def test_role_sets_up_archiving_stanza_backups_and_the_watch(pgbr_host, pgbr_pla
     assert line[0].startswith("pgBackRest %s repo1: newest backup %s full " % (host.stanza, backup["label"]))
     assert re.search(r"; last archived WAL [0-9A-F]{24} [0-9]+s ago$", line[0]), line[0]
     assert not [m for m in shown if m.startswith("pgBackRest problem")], shown
+
+    # As a monitoring check: one line and Nagios's exit code, 0 while fresh, 2 once the newest
+    # backup is older than the threshold (it is older than a second by now).
+    check = playbook("status.yml", inventory, extravars={"status_check": True})
+    assert check.ok and check.rc == 0, check.stdout
+    (said,) = [r["res"]["msg"] for r in check.task_results(CHECK_TASK)]
+    print("status_check=true, rc %d: %s" % (check.rc, said))
+    assert re.match(r"^PGBACKREST OK - stanza %s: repo1 backup [0-9]+s old WAL [0-9]+s old$" % host.stanza, said), said
+    stale = playbook("status.yml", inventory, extravars={"status_check": True, "pgbackrest_max_backup_age": 1})
+    assert not stale.ok and stale.rc == 2, stale.stdout
+    (failed,) = stale.failed_tasks()
+    print("status_check=true pgbackrest_max_backup_age=1, rc %d: %s" % (stale.rc, failed["res"]["msg"]))
+    assert failed["task"] == CHECK_TASK
+    assert failed["res"]["msg"].startswith("PGBACKREST CRITICAL - stanza %s: repo1: newest backup %s (full) is "
+                                           % (host.stanza, backup["label"])), failed["res"]["msg"]
 
     # The jobs report: with a notify and a heartbeat URL the cron lines run pgBackRest through the
     # wrapper, which POSTs the outcome and pings the heartbeat after a success; the URLs sit in a

@@ -6,6 +6,7 @@ import os
 import pytest
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import (
     InfoError,
+    check_line,
     info_argv,
     parse_info,
     problems,
@@ -175,3 +176,18 @@ def test_info_with_raw_bytes_in_a_status_message_is_parsed():
     text = TWO_REPOS.replace('"code":0,"message":"ok"', '"code":99,"message":"[FormatError] Salted__\x01\x02\x1f"')
     repos = summarise(parse_info(text, "s1"), {}, 1796169900)
     assert repos[1]["status"] == dict(code=99, message="[FormatError] Salted__\x01\x02\x1f")
+
+
+def test_check_line_is_ok_with_each_repository_s_ages_and_critical_with_what_is_wrong():
+    """status.yml -e status_check=true prints this line and exits with its code (Nagios-style)."""
+    entry = parse_info(read("info_full_diff.json"), "exp")
+    fresh = summarise(entry, {(1, "00000001000000000000000C"): WAL_C_PUSHED}, WAL_C_PUSHED + 40)
+    assert check_line("exp", fresh, problems(entry, fresh, max_backup_age=3600, max_wal_age=600)) == dict(
+        code=0, state="OK", line="PGBACKREST OK - stanza exp: repo1 backup 41s old WAL 40s old")
+    stale = summarise(entry, {(1, "00000001000000000000000C"): WAL_C_PUSHED}, WAL_C_PUSHED + 700)
+    assert check_line("exp", stale, problems(entry, stale, max_backup_age=3600, max_wal_age=600)) == dict(
+        code=2, state="CRITICAL",
+        line="PGBACKREST CRITICAL - stanza exp: repo1: newest archived WAL 00000001000000000000000C is 700s old, "
+             "more than max_wal_age=600s: archiving is failing or dropping WAL (see archive-push-queue-max)")
+    unknown_push = summarise(entry, {(1, "00000001000000000000000C"): None}, DIFF_STOP)
+    assert check_line("exp", unknown_push, [])["line"] == "PGBACKREST OK - stanza exp: repo1 backup 0s old WAL none"
