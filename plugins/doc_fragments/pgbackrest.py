@@ -30,3 +30,32 @@ options:
 requirements:
   - pgBackRest (Debian's C(pgbackrest)) on the managed host
 """
+
+    # The recovery target of the modules that restore (pgbackrest_restore, pgbackrest_rebuild).
+    TARGET = r"""
+options:
+  target:
+    description:
+      - V(latest) recovers to the end of the archived WAL; V(time), V(xid) and V(name) to O(time), O(xid) or the
+        restore point O(name) (C(pg_create_restore_point)), inclusive; V(immediate) to the end of the backup.
+    type: str
+    choices: [latest, time, xid, name, immediate]
+    default: latest
+  time:
+    description: With O(target=time), an ISO 8601 time with a timezone (C(2026-12-01T23:40:32Z)).
+    type: str
+  xid:
+    description: With O(target=xid), the transaction id.
+    type: str
+  name:
+    description: With O(target=name), the restore point's name.
+    type: str
+  set:
+    description:
+      - The backup set (label) to restore. Give it for an xid or a restore point older than the newest backup.
+    type: str
+  timeout:
+    description: Seconds to wait for the server to recover and promote.
+    type: int
+    default: 3600
+"""

@@ -238,12 +238,23 @@ DB_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$-]{0,62}\Z")
 
 def pitr_problems(values):
     """Every bad value of playbooks/restore.yml as 'variable=value (rule)'; [] when all are fine:
-    the recovery target (restore_target and the restore_time/xid/name/set it needs), the stanza,
-    the database, the scratch directory's parent and the scratch port."""
+    the mode, the recovery target (restore_target and the restore_time/xid/name/set it needs) and
+    the stanza; for restore_mode=database the database, the scratch directory's parent and the
+    scratch port; for restore_mode=disaster the start command."""
+    mode = values.get("restore_mode", "database")
+    if mode not in ("database", "disaster"):
+        return ["restore_mode=%s (database: one database with the site up; disaster: the whole cluster)"
+                % _show(mode)]
     problems = target_problems(values)
     if not STANZA.match(str(values.get("pgbackrest_stanza") or "")):
         problems.append("pgbackrest_stanza=%s (letters, digits, _ and -, starting with a letter or digit, at most 64)"
                         % _show(values.get("pgbackrest_stanza")))
+    if mode == "disaster":
+        start = values.get("restore_start_command")
+        if not (isinstance(start, (list, tuple)) and start and all(isinstance(a, str) and a for a in start)):
+            problems.append("restore_start_command=%s (the argv that starts PostgreSQL: a list of strings, e.g. "
+                            "[systemctl, start, postgresql@15-main])" % _show(start))
+        return problems
     if not DB_NAME.match(str(values.get("db_name") or "")):
         problems.append("db_name=%s (letters, digits, _ $ or -, starting with a letter or _, at most 63)"
                         % _show(values.get("db_name")))

@@ -96,6 +96,36 @@ def target_problems(values):
     return found
 
 
+def target_spec(**extra):
+    """The recovery-target options (doc fragment maestro.deploy.pgbackrest.target), plus `extra`."""
+    spec = dict(
+        target=dict(type="str", choices=list(TARGETS), default="latest"),
+        time=dict(type="str"),
+        xid=dict(type="str"),
+        name=dict(type="str"),
+        set=dict(type="str"),
+        timeout=dict(type="int", default=3600),
+    )
+    spec.update(extra)
+    return spec
+
+
+def params_target(params):
+    """(problems, --target value) of a module's target options; the value is None when there are problems."""
+    problems = [p_.replace("restore_", "", 1) for p_ in target_problems(dict(
+        restore_target=params["target"], restore_time=params["time"], restore_xid=params["xid"],
+        restore_name=params["name"], restore_set=params["set"]))]
+    if problems:
+        return problems, None
+    return [], target_value(params["target"], params["time"], params["xid"], params["name"])
+
+
+def choose_for(entry, params):
+    """The backup set for a module's target options (see choose_backup)."""
+    epoch = parse_time(params["time"]).timestamp() if params["target"] == "time" else None
+    return choose_backup(entry, params["target"], epoch, params["set"])
+
+
 def target_value(target, time=None, xid=None, name=None):
     """What goes into --target: the time in UTC as PostgreSQL reads it, the xid, or the name."""
     if target == "time":
@@ -157,8 +187,9 @@ def wal_range(entry, backup):
     return dict(archive_id=None, min=None, max=None)
 
 
-def plan(entry, target, target_text, backup, scratch_dir, port):
-    """What the restore would do, for check mode and the result."""
+def recovery_plan(entry, target, target_text, backup):
+    """What a restore of `backup` recovers to: stanza, target, the point in words, the backup set
+    and the archived WAL of its database."""
     stamp = backup.get("timestamp") or {}
     info = backup.get("info") or {}
     wal = wal_range(entry, backup)
@@ -180,7 +211,13 @@ def plan(entry, target, target_text, backup, scratch_dir, port):
                     repo_size_bytes=(info.get("repository") or {}).get("size"),
                     wal_start=(backup.get("archive") or {}).get("start"),
                     wal_stop=(backup.get("archive") or {}).get("stop")),
-        wal=wal, scratch_dir=scratch_dir, data_dir=os.path.join(scratch_dir, "data"), port=port)
+        wal=wal)
+
+
+def plan(entry, target, target_text, backup, scratch_dir, port):
+    """What the scratch restore would do, for check mode and the result."""
+    return dict(recovery_plan(entry, target, target_text, backup), scratch_dir=scratch_dir,
+                data_dir=os.path.join(scratch_dir, "data"), port=port)
 
 
 def scratch_problem(scratch_dir, live_paths=()):
@@ -208,23 +245,28 @@ def layout(scratch_dir):
                 ident=os.path.join(scratch_dir, "pg_ident.conf"), marker=os.path.join(scratch_dir, MARKER))
 
 
-def restore_argv(pgbackrest, stanza, config, scratch_dir, target, target_text, backup_set):
-    """`pgbackrest restore` into the scratch data directory (`--pg1-path`), tablespaces under the
-    scratch directory too, archiving off in the copy, and the recovery target with
-    `--target-action=promote` (`latest` recovers to the end of the archive, pgBackRest's default
-    type, and promotes on its own)."""
-    where = layout(scratch_dir)
+def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, backup_set, options=()):
+    """`pgbackrest restore` of `backup_set` into `pg_path` (`--pg1-path`) with `options`, recovering
+    to the target with `--target-action=promote` (`latest` recovers to the end of the archive,
+    pgBackRest's default type, and promotes on its own)."""
     argv = [pgbackrest]
     if config:
         argv.append("--config=%s" % config)
-    argv += ["--stanza=%s" % stanza, "--pg1-path=%s" % where["data"], "--set=%s" % backup_set,
-             "--archive-mode=off", "--tablespace-map-all=%s" % where["tablespaces"]]
+    argv += ["--stanza=%s" % stanza, "--pg1-path=%s" % pg_path, "--set=%s" % backup_set] + list(options)
     if target != "latest":
         argv.append("--type=%s" % target)
         if target_text is not None:
             argv.append("--target=%s" % target_text)
         argv.append("--target-action=promote")
     return argv + ["restore"]
+
+
+def restore_argv(pgbackrest, stanza, config, scratch_dir, target, target_text, backup_set):
+    """The scratch copy's restore: into the scratch data directory, tablespaces under the scratch
+    directory too, archiving off in the copy."""
+    where = layout(scratch_dir)
+    return recovery_argv(pgbackrest, stanza, config, where["data"], target, target_text, backup_set,
+                         ["--archive-mode=off", "--tablespace-map-all=%s" % where["tablespaces"]])
 
 
 def server_options(scratch_dir, port):
@@ -286,8 +328,9 @@ PROBE_SQL = ("SELECT json_build_object('in_recovery', pg_is_in_recovery(), "
              "'timeline', (SELECT timeline_id FROM pg_control_checkpoint()))")
 
 
-def probe_argv(bindir, scratch_dir, port, os_user):
-    return [os.path.join(bindir, "psql"), "-X", "-q", "-A", "-t", "-w", "-h", layout(scratch_dir)["socket_dir"],
+def probe_argv(psql, socket_dir, port, os_user):
+    """psql asking a server over its socket whether it is still recovering, and its timeline."""
+    return [psql, "-X", "-q", "-A", "-t", "-w", "-h", socket_dir,
             "-p", str(int(port)), "-U", os_user, "-d", "postgres", "-c", PROBE_SQL]
 
 
@@ -295,7 +338,8 @@ STOPPED = re.compile(r"LOG:  (recovery stopping [^\n]*)")
 LAST_XACT = re.compile(r"LOG:  last completed transaction was at log time ([^\n]+)")
 TIMELINE = re.compile(r"LOG:  selected new timeline ID: ([0-9]+)")
 # the server's own fatal errors, not the connections it turned away while recovering
-FATAL = re.compile(r"(FATAL|PANIC):  (?!the database system is (?:not accepting connections|starting up))([^\n]*)")
+FATAL = re.compile(r"(FATAL|PANIC):  (?!the database system is (?:not accepting connections|not yet accepting "
+                   r"connections|starting up))([^\n]*)")
 
 
 def recovery_from_log(text):

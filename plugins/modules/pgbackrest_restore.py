@@ -36,6 +36,7 @@ version_added: "0.4.0"
 author: maestro.deploy contributors (!UNKNOWN)
 extends_documentation_fragment:
   - maestro.deploy.pgbackrest
+  - maestro.deploy.pgbackrest.target
 options:
   scratch_dir:
     description:
@@ -55,33 +56,9 @@ options:
     type: str
     choices: [present, absent]
     default: present
-  target:
-    description:
-      - V(latest) recovers to the end of the archived WAL; V(time), V(xid) and V(name) to O(time), O(xid) or the
-        restore point O(name) (C(pg_create_restore_point)), inclusive; V(immediate) to the end of the backup.
-    type: str
-    choices: [latest, time, xid, name, immediate]
-    default: latest
-  time:
-    description: With O(target=time), an ISO 8601 time with a timezone (C(2026-12-01T23:40:32Z)).
-    type: str
-  xid:
-    description: With O(target=xid), the transaction id.
-    type: str
-  name:
-    description: With O(target=name), the restore point's name.
-    type: str
-  set:
-    description:
-      - The backup set (label) to restore. Give it for an xid or a restore point older than the newest backup.
-    type: str
   bin_dir:
     description: Directory of C(pg_ctl) and C(psql); default from the restored C(PG_VERSION).
     type: path
-  timeout:
-    description: Seconds to wait for the scratch server to recover and promote.
-    type: int
-    default: 3600
 attributes:
   check_mode:
     support: full
@@ -187,13 +164,13 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import (
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (  # noqa: E402
     RestoreError,
-    choose_backup,
+    choose_for,
     config_files,
     decide,
     layout,
     log_tail,
     marker_text,
-    parse_time,
+    params_target,
     pg_bindir,
     pg_ctl_start_argv,
     pg_ctl_status_argv,
@@ -204,8 +181,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     recovery_from_log,
     restore_argv,
     scratch_problem,
-    target_problems,
-    target_value,
+    target_spec,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
@@ -241,7 +217,8 @@ class Scratch:
 
     def probe(self):
         rc, out, _err = self.runner.run(
-            self.as_user(probe_argv(self.bindir(), self.dir, self.p["port"], self.p["os_user"] or getpass.getuser())),
+            self.as_user(probe_argv(os.path.join(self.bindir(), "psql"), self.where["socket_dir"], self.p["port"],
+                                    self.p["os_user"] or getpass.getuser())),
             check=False, what="psql (scratch server state)")
         if rc != 0:
             return None
@@ -319,19 +296,13 @@ class Scratch:
 
 def main():
     module = AnsibleModule(
-        argument_spec=argument_spec(
+        argument_spec=argument_spec(**target_spec(
             scratch_dir=dict(type="path", required=True),
             live_pg_path=dict(type="path"),
             port=dict(type="int", default=55432),
             state=dict(type="str", choices=["present", "absent"], default="present"),
-            target=dict(type="str", choices=["latest", "time", "xid", "name", "immediate"], default="latest"),
-            time=dict(type="str"),
-            xid=dict(type="str"),
-            name=dict(type="str"),
-            set=dict(type="str"),
             bin_dir=dict(type="path"),
-            timeout=dict(type="int", default=3600),
-        ),
+        )),
         supports_check_mode=True,
     )
     p = module.params
@@ -354,15 +325,12 @@ def main():
             result.update(action=action, changed=action == "remove")
             module.exit_json(**result)
 
-        problems = target_problems(dict(restore_target=p["target"], restore_time=p["time"], restore_xid=p["xid"],
-                                        restore_name=p["name"], restore_set=p["set"]))
+        problems, text = params_target(p)
         if problems:
-            module.fail_json(msg="; ".join(p_.replace("restore_", "", 1) for p_ in problems), **result)
-        text = target_value(p["target"], p["time"], p["xid"], p["name"])
+            module.fail_json(msg="; ".join(problems), **result)
         pgbackrest = runner.bin("pgbackrest", explicit=p["pgbackrest"])
         entry = read_info(runner, as_user, pgbackrest, p["stanza"], p["config"])
-        epoch = parse_time(p["time"]).timestamp() if p["target"] == "time" else None
-        backup = choose_backup(entry, p["target"], epoch, p["set"])
+        backup = choose_for(entry, p)
         the_plan = plan(entry, p["target"], text, backup, p["scratch_dir"], p["port"])
         state = scratch.state()
         action = decide(state, present=True)

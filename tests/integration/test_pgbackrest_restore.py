@@ -138,7 +138,7 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
     run = restore(restore_target="time", restore_time=point)
     assert run.ok, run.stdout
     (took,) = run.task_results("Take the deploy lock of every app host (no deploy or rollback while the database is "
-                               "swapped)")
+                               "restored)")
     assert took["res"]["results"][0]["changed"] is True
     assert not os.path.exists(lock)
     (summary,) = [r["res"]["msg"] for r in run.task_results("Summarise the restore")]

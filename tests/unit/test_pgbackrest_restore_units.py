@@ -145,7 +145,7 @@ def test_server_argv_and_config_keep_the_copy_off_tcp_and_off_the_archive():
               "-p 55432 -c listen_addresses= -c unix_socket_directories={0} -c archive_mode=off "
               "-c hot_standby=off".format(S)]
     assert pg_ctl_stop_argv("/b", S) == ["/b/pg_ctl", "stop", "-D", S + "/data", "-m", "fast", "-w", "-t", "120"]
-    probe = probe_argv("/b", S, 55432, "postgres")
+    probe = probe_argv("/b/psql", S, 55432, "postgres")
     assert probe[:13] == ["/b/psql", "-X", "-q", "-A", "-t", "-w", "-h", S, "-p", "55432", "-U", "postgres", "-d"]
     files = config_files("postgres", "root")
     assert files["hba"] == "local all postgres peer map=maestro_pitr\n"
@@ -171,6 +171,7 @@ def test_scratch_dir_never_overlaps_the_live_data_directory():
 LOG = """\
 2026-12-01 23:40:55.499 GMT [2107] LOG:  starting point-in-time recovery to "before_bad"
 2026-12-01 23:40:56.000 GMT [2110] FATAL:  the database system is not accepting connections
+2026-12-01 23:40:56.100 GMT [2111] FATAL:  the database system is not yet accepting connections
 2026-12-01 23:40:57.865 GMT [2107] LOG:  recovery stopping at restore point "before_bad", time 2026-12-01 23:40:32.2+00
 2026-12-01 23:40:57.865 GMT [2107] LOG:  last completed transaction was at log time 2026-12-01 23:40:32.086144+00
 2026-12-01 23:40:59.260 GMT [2107] LOG:  selected new timeline ID: 2
