@@ -33,6 +33,7 @@ command -v zstd >/dev/null || need+=(zstd)
 command -v runuser >/dev/null || need+=(util-linux)
 command -v strace >/dev/null || need+=(strace)  # tests: secret files are never given a mode but 0600
 command -v pgbackrest >/dev/null || need+=(pgbackrest)  # roles/pgbackrest and its tests (Debian 12: 2.45)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)  # tests: repo2 on a repository host over SSH (an sshd of their own)
 [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 for bin in initdb pg_ctl pg_dump pg_restore psql; do
   ls /usr/lib/postgresql/*/bin/$bin >/dev/null 2>&1 || { echo "PostgreSQL binary $bin not found under /usr/lib/postgresql/*/bin" >&2; exit 1; }

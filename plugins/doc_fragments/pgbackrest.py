@@ -54,6 +54,11 @@ options:
     description:
       - The backup set (label) to restore. Give it for an xid or a restore point older than the newest backup.
     type: str
+  repo:
+    description:
+      - The repository to restore from (V(2) for repo2); default the one holding the chosen backup set. The
+        restore reads that repository only (C(--repo)), so a lost repo1 does not stand in the way.
+    type: int
   timeout:
     description: Seconds to wait for the server to recover and promote.
     type: int

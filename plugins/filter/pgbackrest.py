@@ -249,6 +249,10 @@ def pitr_problems(values):
     if not STANZA.match(str(values.get("pgbackrest_stanza") or "")):
         problems.append("pgbackrest_stanza=%s (letters, digits, _ and -, starting with a letter or digit, at most 64)"
                         % _show(values.get("pgbackrest_stanza")))
+    repo = values.get("restore_repo")
+    if repo not in (None, "") and not (_as_int(repo) is not None and 1 <= _as_int(repo) <= 256):
+        problems.append("restore_repo=%s (a repository number: 1 for repo1, 2 for repo2; empty for the one holding "
+                        "the chosen backup)" % _show(repo))
     if mode == "disaster":
         start = values.get("restore_start_command")
         if not (isinstance(start, (list, tuple)) and start and all(isinstance(a, str) and a for a in start)):

@@ -104,6 +104,7 @@ def target_spec(**extra):
         xid=dict(type="str"),
         name=dict(type="str"),
         set=dict(type="str"),
+        repo=dict(type="int"),
         timeout=dict(type="int", default=3600),
     )
     spec.update(extra)
@@ -123,7 +124,7 @@ def params_target(params):
 def choose_for(entry, params):
     """The backup set for a module's target options (see choose_backup)."""
     epoch = parse_time(params["time"]).timestamp() if params["target"] == "time" else None
-    return choose_backup(entry, params["target"], epoch, params["set"])
+    return choose_backup(entry, params["target"], epoch, params["set"], params["repo"])
 
 
 def target_value(target, time=None, xid=None, name=None):
@@ -140,19 +141,26 @@ def target_value(target, time=None, xid=None, name=None):
     return None
 
 
-def good_backups(entry):
-    """The stanza's backups that did not fail, oldest first (by stop time)."""
-    good = [b for b in entry.get("backup") or [] if not b.get("error")]
+def repo_of(backup):
+    """The repository (its key, 1 for repo1) holding `backup`."""
+    return (backup.get("database") or {}).get("repo-key", 1)
+
+
+def good_backups(entry, repo=None):
+    """The stanza's backups that did not fail (in repository `repo` when given), oldest first (by stop time)."""
+    good = [b for b in entry.get("backup") or [] if not b.get("error") and repo in (None, repo_of(b))]
     return sorted(good, key=lambda b: ((b.get("timestamp") or {}).get("stop") or 0))
 
 
-def choose_backup(entry, target, target_epoch=None, wanted_set=None):
-    """The backup set the restore uses: `wanted_set` when given (it must exist); for a time target
-    the newest backup that stopped at or before it (recovery can only start from a backup that is
-    consistent before the target); otherwise the newest. Raises RestoreError naming what exists."""
-    backups = good_backups(entry)
+def choose_backup(entry, target, target_epoch=None, wanted_set=None, repo=None):
+    """The backup set the restore uses, from repository `repo` when given, else from any:
+    `wanted_set` when given (it must exist); for a time target the newest backup that stopped at
+    or before it (recovery can only start from a backup that is consistent before the target);
+    otherwise the newest. Raises RestoreError naming what exists."""
+    backups = good_backups(entry, repo)
     if not backups:
-        raise RestoreError("stanza %s has no backup to restore from" % entry.get("name"))
+        raise RestoreError("stanza %s has no backup to restore from%s" % (
+            entry.get("name"), (" in repo%d" % repo) if repo else ""))
     if wanted_set:
         for b in backups:
             if b.get("label") == wanted_set:
@@ -206,7 +214,8 @@ def recovery_plan(entry, target, target_text, backup):
         point = "restore point %s" % target_text
     return dict(
         stanza=entry.get("name"), target=target, target_value=target_text, recovery_point=point,
-        backup=dict(label=backup.get("label"), type=backup.get("type"), start=epoch_iso(stamp.get("start")),
+        backup=dict(label=backup.get("label"), type=backup.get("type"), repo=repo_of(backup),
+                    start=epoch_iso(stamp.get("start")),
                     stop=epoch_iso(stamp.get("stop")), size_bytes=info.get("size"),
                     repo_size_bytes=(info.get("repository") or {}).get("size"),
                     wal_start=(backup.get("archive") or {}).get("start"),
@@ -245,14 +254,15 @@ def layout(scratch_dir):
                 ident=os.path.join(scratch_dir, "pg_ident.conf"), marker=os.path.join(scratch_dir, MARKER))
 
 
-def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, backup_set, options=()):
-    """`pgbackrest restore` of `backup_set` into `pg_path` (`--pg1-path`) with `options`, recovering
-    to the target with `--target-action=promote` (`latest` recovers to the end of the archive,
-    pgBackRest's default type, and promotes on its own)."""
+def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, backup_set, repo=1, options=()):
+    """`pgbackrest restore` of `backup_set` from repository `repo` into `pg_path` (`--pg1-path`)
+    with `options`, recovering to the target with `--target-action=promote` (`latest` recovers to
+    the end of the archive, pgBackRest's default type, and promotes on its own)."""
     argv = [pgbackrest]
     if config:
         argv.append("--config=%s" % config)
-    argv += ["--stanza=%s" % stanza, "--pg1-path=%s" % pg_path, "--set=%s" % backup_set] + list(options)
+    argv += ["--stanza=%s" % stanza, "--repo=%d" % int(repo), "--pg1-path=%s" % pg_path,
+             "--set=%s" % backup_set] + list(options)
     if target != "latest":
         argv.append("--type=%s" % target)
         if target_text is not None:
@@ -261,11 +271,11 @@ def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, back
     return argv + ["restore"]
 
 
-def restore_argv(pgbackrest, stanza, config, scratch_dir, target, target_text, backup_set):
+def restore_argv(pgbackrest, stanza, config, scratch_dir, target, target_text, backup_set, repo=1):
     """The scratch copy's restore: into the scratch data directory, tablespaces under the scratch
     directory too, archiving off in the copy."""
     where = layout(scratch_dir)
-    return recovery_argv(pgbackrest, stanza, config, where["data"], target, target_text, backup_set,
+    return recovery_argv(pgbackrest, stanza, config, where["data"], target, target_text, backup_set, repo,
                          ["--archive-mode=off", "--tablespace-map-all=%s" % where["tablespaces"]])
 
 

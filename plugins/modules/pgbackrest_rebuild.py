@@ -322,7 +322,7 @@ def main():
         pw = cluster.prepare(aside)
         began = time.time()
         runner.run(as_user(recovery_argv(pgbackrest, p["stanza"], p["config"], p["pg_path"], p["target"], text,
-                                         backup["label"])), what="pgbackrest restore")
+                                         backup["label"], the_plan["backup"]["repo"])), what="pgbackrest restore")
         restored = time.time()
         cluster.write_marker(marker_text(p["stanza"], the_plan, now.strftime("%Y-%m-%dT%H:%M:%SZ"), aside), pw)
         probed, log_text = cluster.start_and_wait(start_command)

@@ -259,7 +259,8 @@ class Scratch:
         for key in ("conf", "hba", "ident"):
             self._write(self.where[key], files[key], pw.pw_uid, pw.pw_gid)
         self.runner.run(self.as_user(restore_argv(pgbackrest, self.p["stanza"], self.p["config"], self.dir,
-                                                  self.p["target"], target_text, the_plan["backup"]["label"])),
+                                                  self.p["target"], target_text, the_plan["backup"]["label"],
+                                                  the_plan["backup"]["repo"])),
                         what="pgbackrest restore")
         bindir = self.bindir()
         start = pg_ctl_start_argv(bindir, self.dir, self.p["port"], min(self.p["timeout"], 600))

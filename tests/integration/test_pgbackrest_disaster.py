@@ -118,7 +118,7 @@ def test_disaster_rebuild_loses_only_the_rows_of_the_last_archive_timeout(pitr_h
     backup = host.info()["repos"][0]["newest_backup"]
     assert shown[0].startswith("Would rebuild the cluster %s on localhost to the end of the archived WAL (00000001"
                                % cluster.data), shown[0]
-    assert shown[1].startswith("Backup set: %s (full, " % backup["label"])
+    assert shown[1].startswith("Backup set: %s in repo1 (full, " % backup["label"])
     assert shown[3].startswith("What is in %s is moved aside to %s.before-rebuild-" % (cluster.data, cluster.data))
     assert os.listdir(cluster.data) == ["left-over"]
 

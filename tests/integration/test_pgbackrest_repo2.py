@@ -14,9 +14,10 @@ import tempfile
 
 import pytest
 
-from tests.integration.test_pgbackrest import Host, changed, stub_crontab
+from tests.integration.test_pgbackrest import Host, changed, stub_crontab, wait_for
 from tests.support import sshd
 from tests.support.faults import ArgvSampler
+from tests.support.modrun import run_module
 from tests.support.paths import VENV_BIN
 from tests.support.pgcluster import Cluster
 
@@ -197,3 +198,35 @@ def test_repo2_on_a_repository_host_over_ssh_encrypted(repo2_host, playbook, tmp
     assert all(host.cipher_pass in open(path).read() for path in inventories)
     assert files_holding(host.cipher_pass, [host.base, str(tmp_path)],
                          {host.config, host.host_config} | inventories) == []
+
+    # The disaster with repo1 lost too (it is on the database host's disk): the cluster is rebuilt
+    # from the encrypted repo2 on the repository host alone, and nothing but pgBackRest's
+    # configuration ever holds the pass.
+    cluster.psql("INSERT INTO marker VALUES ('written after the backup')")
+    segment = cluster.psql("SELECT pg_walfile_name(pg_switch_wal())")
+    wait_for("WAL %s archived in repo2" % segment, lambda: (
+        lambda w: w and w["max"] >= segment)({r["key"]: r for r in host.info()["repos"]}[2]["newest_wal"]))
+    cluster._server_cmd([os.path.join(cluster.bindir, "pg_ctl"), "stop", "-D", cluster.data, "-m", "immediate",
+                         "-w"])
+    shutil.rmtree(cluster.data)
+    shutil.rmtree(host.repo)
+    start = host.as_postgres([os.path.join(cluster.bindir, "pg_ctl"), "start", "-D", cluster.data, "-l", cluster.log,
+                              "-w", "-t", "120"])
+    watch = ArgvSampler(host.cipher_pass, interval=0.005)
+    watch.start()
+    try:
+        rebuilt = run_module("pgbackrest_rebuild", dict(
+            stanza=host.stanza, config=host.config, pg_path=cluster.data, port=cluster.port,
+            socket_dir=cluster.socket_dir, start_command=start, log_file=cluster.log, timeout=300), host.base,
+            timeout=600)
+    finally:
+        seen = watch.finish()
+    assert not rebuilt.failed, (rebuilt.stdout, rebuilt.stderr)
+    result = rebuilt.result
+    assert result["plan"]["backup"]["repo"] == 2 and result["action"] == "restore" and result["timeline"] == 2
+    assert [c["cmd"] for c in result["commands"] if c["cmd"][-1] == "restore"][0][6:8] == [
+        "--stanza=%s" % host.stanza, "--repo=2"]
+    assert cluster.psql("SELECT string_agg(v, ',' ORDER BY v) FROM marker") == (
+        "maestro-plaintext-marker-4711,written after the backup")
+    assert watch.samples > 10 and seen == []
+    assert host.cipher_pass not in rebuilt.stdout + rebuilt.stderr

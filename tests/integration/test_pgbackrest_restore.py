@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from bench.probe import AvailabilityProbe
 from tests.integration.test_pgbackrest import Host, stub_crontab, wait_for
 from tests.support.modrun import run_module
 from tests.support.paths import VENV_BIN
@@ -115,7 +116,7 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
     (shown,) = [r["res"]["msg"] for r in preview.task_results("Show the recovery plan")]
     backup = host.info()["repos"][0]["newest_backup"]
     assert shown[0].startswith("Would recover %s on localhost to time %s" % (DB, point[:19].replace("T", " ")))
-    assert shown[1].startswith("Backup set: %s (full, " % backup["label"])
+    assert shown[1].startswith("Backup set: %s in repo1 (full, " % backup["label"])
     assert "%d bytes" % backup["size_bytes"] in shown[1]
     wal = host.info()["repos"][0]["newest_wal"]
     assert shown[2] == "Archived WAL (15-1): %s to %s." % (wal["min"], wal["max"])
@@ -134,9 +135,16 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
     assert json.load(open(lock))["token"] == "a-deploy-of-another-run"  # its lock is left as it was
     assert not deploy_lock(state="absent").failed and not os.path.exists(lock)
 
-    # The recovery, under the app host's deploy lock, released at the end.
-    run = restore(restore_target="time", restore_time=point)
+    # The recovery, under the app host's deploy lock, released at the end, with the live database
+    # watched the way an app sees it (a new connection and a read every 5 ms).
+    with AvailabilityProbe(dict(host=cluster.socket_dir, port=cluster.port, user="postgres", dbname=DB),
+                           query="SELECT count(*) FROM items") as probe:
+        run = restore(restore_target="time", restore_time=point)
     assert run.ok, run.stdout
+    seen = probe.summary()
+    print("live database %s during the restore: unavailable %.3f s at most (%d of %d probes failed, resolution "
+          "%.3f s)" % (DB, seen["unavailable_s"], seen["failed_probes"], seen["probes"], seen["probe_resolution_s"]))
+    assert seen["probes"] > 100 and seen["unavailable_s"] <= 1.0, seen
     (took,) = run.task_results("Take the deploy lock of every app host (no deploy or rollback while the database is "
                                "restored)")
     assert took["res"]["results"][0]["changed"] is True

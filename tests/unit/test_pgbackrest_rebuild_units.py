@@ -63,10 +63,10 @@ def test_pg_path_must_be_a_plain_absolute_path_two_levels_deep(bad):
 def test_restore_into_the_live_data_directory_keeps_archiving_on():
     assert recovery_argv("/usr/bin/pgbackrest", "main", "/etc/pgbackrest/pgbackrest.conf", PG, "latest", None,
                          FULL) == [
-        "/usr/bin/pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=main", "--pg1-path=" + PG,
-        "--set=" + FULL, "restore"]
-    assert recovery_argv("pgbackrest", "main", None, PG, "time", "2026-12-01 23:40:32.000000+00", FULL) == [
-        "pgbackrest", "--stanza=main", "--pg1-path=" + PG, "--set=" + FULL, "--type=time",
+        "/usr/bin/pgbackrest", "--config=/etc/pgbackrest/pgbackrest.conf", "--stanza=main", "--repo=1",
+        "--pg1-path=" + PG, "--set=" + FULL, "restore"]
+    assert recovery_argv("pgbackrest", "main", None, PG, "time", "2026-12-01 23:40:32.000000+00", FULL, 2) == [
+        "pgbackrest", "--stanza=main", "--repo=2", "--pg1-path=" + PG, "--set=" + FULL, "--type=time",
         "--target=2026-12-01 23:40:32.000000+00", "--target-action=promote", "restore"]
 
 

@@ -104,6 +104,9 @@ def test_backup_set_is_the_newest_that_stopped_before_a_time_target_else_the_new
     with pytest.raises(RestoreError, match="no backup of stanza exp ended before the target 2026-12-01T23:13:37Z: "
                                            "the oldest, 20261201-231332F, stopped at 2026-12-01T23:13:38Z"):
         choose_backup(e, "time", FULL_STOP - 1)
+    assert choose_backup(e, "latest", repo=1)["label"] == DIFF
+    with pytest.raises(RestoreError, match="stanza exp has no backup to restore from in repo2"):
+        choose_backup(e, "latest", repo=2)
     with pytest.raises(RestoreError, match="has no backup 20261201-000000F"):
         choose_backup(e, "latest", wanted_set="20261201-000000F")
     with open(os.path.join(DATA, "info_no_backup.json")) as fh:
@@ -126,13 +129,15 @@ def test_plan_names_backup_wal_range_size_point_and_scratch():
 
 def test_restore_argv_is_exactly_what_runs():
     assert restore_argv("/usr/bin/pgbackrest", "main", None, S, "time", "2026-12-01 23:40:32.000000+00", FULL) == [
-        "/usr/bin/pgbackrest", "--stanza=main", "--pg1-path=%s/data" % S, "--set=%s" % FULL, "--archive-mode=off",
+        "/usr/bin/pgbackrest", "--stanza=main", "--repo=1", "--pg1-path=%s/data" % S, "--set=%s" % FULL,
+        "--archive-mode=off",
         "--tablespace-map-all=%s/tablespaces" % S, "--type=time", "--target=2026-12-01 23:40:32.000000+00",
         "--target-action=promote", "restore"]
     assert restore_argv("pgbackrest", "main", "/etc/pgbr/x.conf", S, "name", "before_bad", DIFF)[1:3] == [
         "--config=/etc/pgbr/x.conf", "--stanza=main"]
     assert restore_argv("pgbackrest", "main", None, S, "immediate", None, FULL)[-3:] == [
         "--type=immediate", "--target-action=promote", "restore"]
+    assert restore_argv("pgbackrest", "main", None, S, "latest", None, FULL, 2)[1:3] == ["--stanza=main", "--repo=2"]
     latest = restore_argv("pgbackrest", "main", None, S, "latest", None, FULL)
     assert latest[-1] == "restore" and not [a for a in latest if a.startswith(("--type", "--target"))]
 
