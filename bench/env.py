@@ -79,11 +79,11 @@ class BenchEnv:
         self.cluster.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     # -- running things -----------------------------------------------------------------------
-    def playbook(self, name, inventory, extravars=None, forks=None, strategy=None):
+    def playbook(self, name, inventory, extravars=None, forks=None, strategy=None, envvars=None):
         """Run playbooks/<name> through ansible-runner like the tests; returns (run, wall seconds).
         strategy: None for ansible.cfg's (Mitogen's mitogen_linear), or e.g. "linear"."""
         self._runs += 1
-        envvars = {"ANSIBLE_FORKS": str(forks)} if forks else {}
+        envvars = dict(envvars or {}, **({"ANSIBLE_FORKS": str(forks)} if forks else {}))
         if strategy:
             envvars["ANSIBLE_STRATEGY"] = strategy
         start = time.monotonic()

@@ -1,6 +1,6 @@
 """Entry point of `make bench` / `make bench-quick`:
 
-    python -m bench.run [--quick] [--size-mb N] [--hosts 1,4,16] [--only backup_restore,deploy,scale,lock_wait]
+    python -m bench.run [--quick] [--size-mb N] [--hosts 1,4,16] [--only backup_restore,deploy,scale,lock_wait,disaster]
 
 Runs each benchmark in its own throwaway world (PostgreSQL cluster, PM2 homes under /tmp),
 writes bench/results/<benchmark>.json, latest.md (the table) and latest.png (the chart)."""
@@ -12,11 +12,11 @@ import sys
 import time
 import traceback
 
-from bench import backup_restore, deploy_flow, lock_wait, report, scale
+from bench import backup_restore, deploy_flow, disaster, lock_wait, report, scale
 from bench.env import BenchEnv
 
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-BENCHMARKS = ("backup_restore", "deploy", "scale", "lock_wait")
+BENCHMARKS = ("backup_restore", "deploy", "scale", "lock_wait", "disaster")
 
 
 def parse(argv):
@@ -30,6 +30,8 @@ def parse(argv):
     p.add_argument("--rate", type=float, default=40.0, help="load generator requests per second")
     p.add_argument("--block-s", type=float, help="how long the lock_wait benchmark's transaction blocks the "
                    "migration (default 8; quick 3)")
+    p.add_argument("--window-s", type=float, help="how long the disaster benchmark writes before the crash "
+                   "(default 90, with archive_timeout 60 s)")
     p.add_argument("--only", help="comma-separated subset of " + ",".join(BENCHMARKS))
     p.add_argument("--results", help="directory for the JSON, latest.md and latest.png "
                    "(default bench/results, quick: bench/results/quick)")
@@ -43,8 +45,9 @@ def parse(argv):
     args.seed_rows = args.seed_rows or (1000 if q else 50000)
     args.written_rows = args.written_rows or (20 if q else 200)
     args.block_s = args.block_s or (3.0 if q else 8.0)
-    # Quick leaves out the scale benchmark unless asked (--only/--hosts): its deploys alone take
-    # minutes on 2 cores.
+    args.window_s = args.window_s or 90.0
+    # Quick leaves out the scale and disaster benchmarks unless asked (--only/--hosts): the first's
+    # deploys take minutes on 2 cores, the second waits out archive_timeout 60 s.
     default_only = ["backup_restore", "deploy", "lock_wait"] if q and not hosts else list(BENCHMARKS)
     args.only = args.only.split(",") if args.only else default_only
     unknown = set(args.only) - set(BENCHMARKS)
@@ -64,7 +67,8 @@ def main(argv=None):
         start = time.monotonic()
         params = {"backup_restore": {"size_mb": args.size_mb}, "scale": {"hosts": args.hosts},
                   "deploy": {"seed_rows": args.seed_rows, "written_rows": args.written_rows, "rate": args.rate},
-                  "lock_wait": {"block_s": args.block_s}}[name]
+                  "lock_wait": {"block_s": args.block_s},
+                  "disaster": {"window_s": args.window_s, "size_mb": args.size_mb}}[name]
         try:
             with BenchEnv(keep=args.keep) as env:
                 if name == "backup_restore":
@@ -73,6 +77,8 @@ def main(argv=None):
                     details, rows = deploy_flow.run(env, args.seed_rows, args.written_rows, args.rate)
                 elif name == "lock_wait":
                     details, rows = lock_wait.run(env, args.block_s)
+                elif name == "disaster":
+                    details, rows = disaster.run(env, args.size_mb, args.window_s)
                 else:
                     details, rows = scale.run(env, args.hosts)
         except Exception as exc:  # noqa: BLE001 - one broken benchmark must not hide the others' results

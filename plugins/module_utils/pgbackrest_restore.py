@@ -223,6 +223,15 @@ def recovery_plan(entry, target, target_text, backup):
         wal=wal)
 
 
+def plan_lines(plan_):
+    """The plan's backup set and archived WAL in words, as the playbooks show them."""
+    b, wal = plan_["backup"], plan_["wal"]
+    return ["Backup set: %s in repo%s (%s, %s to %s, %s bytes, %s in the repository), WAL %s to %s." % (
+        b["label"], b["repo"], b["type"], b["start"], b["stop"], b["size_bytes"], b["repo_size_bytes"],
+        b["wal_start"], b["wal_stop"]),
+        "Archived WAL (%s): %s to %s." % (wal["archive_id"], wal["min"], wal["max"])]
+
+
 def plan(entry, target, target_text, backup, scratch_dir, port):
     """What the scratch restore would do, for check mode and the result."""
     return dict(recovery_plan(entry, target, target_text, backup), scratch_dir=scratch_dir,
@@ -342,6 +351,27 @@ def probe_argv(psql, socket_dir, port, os_user):
     """psql asking a server over its socket whether it is still recovering, and its timeline."""
     return [psql, "-X", "-q", "-A", "-t", "-w", "-h", socket_dir,
             "-p", str(int(port)), "-U", os_user, "-d", "postgres", "-c", PROBE_SQL]
+
+
+def parse_probe(rc, out):
+    """The probe's answer ({in_recovery, timeline}), or None when the server did not answer it."""
+    if rc != 0:
+        return None
+    try:
+        answer = json.loads((out or "").strip())
+    except ValueError:
+        return None
+    return answer if isinstance(answer, dict) else None
+
+
+def read_text(path, offset=0):
+    """A file's text from `offset`, or None when it cannot be read."""
+    try:
+        with open(path) as fh:
+            fh.seek(offset)
+            return fh.read()
+    except (IOError, OSError):
+        return None
 
 
 STOPPED = re.compile(r"LOG:  (recovery stopping [^\n]*)")

@@ -117,6 +117,11 @@ plan:
     wal: {archive_id: "15-1", min: "000000010000000000000001", max: "00000001000000000000000C"}
     pg_path: /var/lib/postgresql/15/main
     moved_aside_to: /var/lib/postgresql/15/main.before-rebuild-20261203T071500Z
+plan_lines:
+  description: The plan's backup set and archived WAL in words (what the playbooks show).
+  returned: when a plan was made
+  type: list
+  elements: str
 action:
   description: V(restore) (into an absent or empty directory), V(aside) (moved aside, then restored) or V(none).
   returned: always
@@ -142,7 +147,6 @@ commands:
 
 import datetime  # noqa: E402
 import getpass  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import pwd  # noqa: E402
 import time  # noqa: E402
@@ -171,22 +175,16 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     choose_for,
     log_tail,
     params_target,
+    plan_lines,
+    parse_probe,
     probe_argv,
+    read_text,
     recovery_argv,
     recovery_from_log,
     recovery_plan,
     target_spec,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
-
-
-def read_text(path, offset=0):
-    try:
-        with open(path) as fh:
-            fh.seek(offset)
-            return fh.read()
-    except (IOError, OSError):
-        return None
 
 
 class Cluster:
@@ -203,12 +201,7 @@ class Cluster:
     def probe(self):
         rc, out, _err = self.runner.run(self.as_user(probe_argv(self.psql, self.p["socket_dir"], self.p["port"],
                                                                 self.user)), check=False, what="psql (server state)")
-        if rc != 0:
-            return None
-        try:
-            return json.loads(out.strip())
-        except ValueError:
-            return None
+        return parse_probe(rc, out)
 
     def pid_alive(self):
         return pid_alive(read_text(os.path.join(self.path, "postmaster.pid")))
@@ -237,7 +230,10 @@ class Cluster:
         return pw
 
     def write_marker(self, text, pw):
+        """The marker, afresh: a backup taken after an earlier rebuild restores that rebuild's marker."""
         path = os.path.join(self.path, MARKER)
+        if os.path.lexists(path):
+            os.unlink(path)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
@@ -310,7 +306,7 @@ def main():
         aside = (p["aside_path"] or aside_path(p["pg_path"], now.strftime("%Y%m%dT%H%M%SZ"))) if action == "aside" \
             else None
         the_plan = dict(recovery_plan(entry, p["target"], text, backup), pg_path=p["pg_path"], moved_aside_to=aside)
-        result.update(plan=the_plan, action=action)
+        result.update(plan=the_plan, plan_lines=plan_lines(the_plan), action=action)
         if aside and os.path.lexists(aside):
             raise RestoreError("%s already exists: what is in %s would be moved there; nothing was changed. Give "
                                "another aside_path or move it away" % (aside, p["pg_path"]))

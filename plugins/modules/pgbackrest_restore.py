@@ -134,6 +134,11 @@ timeline:
   description: The scratch cluster's timeline after promotion.
   returned: when state is present and not in check mode
   type: int
+plan_lines:
+  description: The plan's backup set and archived WAL in words (what the playbooks show).
+  returned: when a plan was made
+  type: list
+  elements: str
 action:
   description: V(create), V(remove) or V(none).
   returned: always
@@ -147,7 +152,6 @@ commands:
 
 import datetime  # noqa: E402
 import getpass  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import pwd  # noqa: E402
 import shutil  # noqa: E402
@@ -171,6 +175,8 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     log_tail,
     marker_text,
     params_target,
+    plan_lines,
+    parse_probe,
     pg_bindir,
     pg_ctl_start_argv,
     pg_ctl_status_argv,
@@ -178,20 +184,13 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     plan,
     probe_argv,
     read_marker,
+    read_text,
     recovery_from_log,
     restore_argv,
     scratch_problem,
     target_spec,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
-
-
-def read_text(path):
-    try:
-        with open(path) as fh:
-            return fh.read()
-    except (IOError, OSError):
-        return None
 
 
 class Scratch:
@@ -220,12 +219,7 @@ class Scratch:
             self.as_user(probe_argv(os.path.join(self.bindir(), "psql"), self.where["socket_dir"], self.p["port"],
                                     self.p["os_user"] or getpass.getuser())),
             check=False, what="psql (scratch server state)")
-        if rc != 0:
-            return None
-        try:
-            return json.loads(out.strip())
-        except ValueError:
-            return None
+        return parse_probe(rc, out)
 
     def state(self):
         exists = os.path.isdir(self.dir)
@@ -335,7 +329,7 @@ def main():
         the_plan = plan(entry, p["target"], text, backup, p["scratch_dir"], p["port"])
         state = scratch.state()
         action = decide(state, present=True)
-        result.update(plan=the_plan, action=action)
+        result.update(plan=the_plan, plan_lines=plan_lines(the_plan), action=action)
         if action == "none":
             module.exit_json(timeline=state["timeline"], **result)
         result["changed"] = True

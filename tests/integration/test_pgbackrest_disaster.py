@@ -15,12 +15,13 @@ import urllib.error
 
 import pytest
 
-from tests.integration.test_pgbackrest import stub_crontab, wait_for
+from tests.integration.test_pgbackrest import wait_for
 from tests.integration.test_pgbackrest_restore import pitr_host  # noqa: F401 (the fixture)
 from tests.support.apprepo import make_plain_app_repo
 from tests.support.http import post_json
 from tests.support.inventory import plain_app_inventory
 from tests.support.paths import VENV_BIN
+from tests.support.pgbackrest_host import stub_crontab
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None,
                                 reason="pgbackrest is not installed (scripts/setup.sh installs it)")
@@ -57,6 +58,7 @@ class Writer(threading.Thread):
         return None if first is None or back is None else back - first
 
 
+@pytest.mark.serial  # measures the rows lost against archive_timeout: runs alone, after the parallel part
 @pytest.mark.timeout(900)
 def test_disaster_rebuild_loses_only_the_rows_of_the_last_archive_timeout(pitr_host, playbook, pm2_home,  # noqa: F811
                                                                            tmp_path):
@@ -69,8 +71,7 @@ def test_disaster_rebuild_loses_only_the_rows_of_the_last_archive_timeout(pitr_h
 
     repo = str(tmp_path / "plain-app.git")
     make_plain_app_repo(repo)
-    start = host.as_postgres([os.path.join(cluster.bindir, "pg_ctl"), "start", "-D", cluster.data, "-l", cluster.log,
-                              "-w", "-t", "120"])
+    start = host.start_command()
     inventory = plain_app_inventory(tmp_path, cluster, DB, repo, pm2_home, pm2_app_stable_for=1,
                                     smoke_test_timeout=60)
     inventory["all"]["vars"].update(host.vars, restore_start_command=start, restore_log_file=cluster.log,
@@ -102,8 +103,7 @@ def test_disaster_rebuild_loses_only_the_rows_of_the_last_archive_timeout(pitr_h
     # The disaster: the server dies without a shutdown checkpoint, then its disk is lost; what
     # remains on the new disk is a stray file.
     crashed = time.time()
-    cluster._server_cmd([os.path.join(cluster.bindir, "pg_ctl"), "stop", "-D", cluster.data, "-m", "immediate",
-                         "-w"])
+    host.crash()
     committed = {i: t for i, t in dict(writer.committed).items() if t <= crashed}
     shutil.rmtree(cluster.data)
     os.mkdir(cluster.data, 0o700)

@@ -14,11 +14,12 @@ import tempfile
 
 import pytest
 
-from tests.integration.test_pgbackrest import Host, changed, stub_crontab, wait_for
+from tests.integration.test_pgbackrest import changed, wait_for
 from tests.support import sshd
 from tests.support.faults import ArgvSampler
 from tests.support.modrun import run_module
 from tests.support.paths import VENV_BIN
+from tests.support.pgbackrest_host import Host, stub_crontab
 from tests.support.pgcluster import Cluster
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None or not sshd.available(),
@@ -206,12 +207,10 @@ def test_repo2_on_a_repository_host_over_ssh_encrypted(repo2_host, playbook, tmp
     segment = cluster.psql("SELECT pg_walfile_name(pg_switch_wal())")
     wait_for("WAL %s archived in repo2" % segment, lambda: (
         lambda w: w and w["max"] >= segment)({r["key"]: r for r in host.info()["repos"]}[2]["newest_wal"]))
-    cluster._server_cmd([os.path.join(cluster.bindir, "pg_ctl"), "stop", "-D", cluster.data, "-m", "immediate",
-                         "-w"])
+    host.crash()
     shutil.rmtree(cluster.data)
     shutil.rmtree(host.repo)
-    start = host.as_postgres([os.path.join(cluster.bindir, "pg_ctl"), "start", "-D", cluster.data, "-l", cluster.log,
-                              "-w", "-t", "120"])
+    start = host.start_command()
     watch = ArgvSampler(host.cipher_pass, interval=0.005)
     watch.start()
     try:

@@ -13,9 +13,10 @@ import time
 import pytest
 
 from bench.probe import AvailabilityProbe
-from tests.integration.test_pgbackrest import Host, stub_crontab, wait_for
+from tests.integration.test_pgbackrest import wait_for
 from tests.support.modrun import run_module
 from tests.support.paths import VENV_BIN
+from tests.support.pgbackrest_host import Host, stub_crontab
 from tests.support.pgcluster import Cluster
 
 pytestmark = pytest.mark.skipif(shutil.which("pgbackrest") is None,

@@ -14,11 +14,13 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     choose_backup,
     config_files,
     decide,
+    parse_probe,
     parse_time,
     pg_bindir,
     pg_ctl_start_argv,
     pg_ctl_stop_argv,
     plan,
+    plan_lines,
     probe_argv,
     read_marker,
     recovery_from_log,
@@ -203,3 +205,17 @@ def test_decide_from_the_scratch_directory_state():
     assert decide({"exists": True, "marker": None, "entries": []}, present=False) == "remove"
     with pytest.raises(RestoreError, match="not made by pgbackrest_restore; refusing to remove it"):
         decide({"path": S, "exists": True, "marker": None, "entries": ["base"]}, present=False)
+
+
+def test_plan_in_words_is_what_the_playbooks_show():
+    e = entry()
+    lines = plan_lines(plan(e, "latest", None, choose_backup(e, "latest"), S, 55432))
+    assert lines[0].startswith("Backup set: %s in repo1 (diff, 2026-12-01T23:14:3" % DIFF)
+    assert " bytes, " in lines[0] and " in the repository), WAL 0000000100000000000000" in lines[0]
+    assert lines[1] == "Archived WAL (15-1): 000000010000000000000001 to 00000001000000000000000C."
+
+
+def test_probe_answers_only_when_the_server_answered_json():
+    assert parse_probe(0, '{"in_recovery": false, "timeline": 2}\n') == {"in_recovery": False, "timeline": 2}
+    assert parse_probe(2, '{"in_recovery": false}') is None
+    assert parse_probe(0, "psql: error") is None and parse_probe(0, "[1]") is None and parse_probe(0, None) is None
