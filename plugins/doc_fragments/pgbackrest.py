@@ -56,8 +56,10 @@ options:
     type: str
   repo:
     description:
-      - The repository to restore from (V(2) for repo2); default the one holding the chosen backup set. The
-        restore reads that repository only (C(--repo)), so a lost repo1 does not stand in the way.
+      - The repository to restore from (V(2) for repo2); default the one holding the chosen backup set. Given, or
+        when that set is not in repo1, it is passed as C(--repo), so a lost repo1 is never read (and the recovery's
+        C(restore_command) fetches WAL from that repository only); otherwise pgBackRest searches its repositories
+        in order.
     type: int
   timeout:
     description: Seconds to wait for the server to recover and promote.

@@ -72,27 +72,88 @@ def read_marker(text, stanza):
 
 def decide(state):
     """'none', 'restore' (into an absent or empty data directory) or 'aside' (move what is there
-    aside, then restore), given the cluster's `state`: path, running (a server answers or holds
-    postmaster.pid with a live process), promoted, marker (ours or None), entries (names in the
-    data directory, None when it does not exist). Raises RestoreError when the server runs: a
-    running cluster is never stopped or replaced."""
-    if state.get("running"):
-        if state.get("marker") and state.get("promoted"):
+    aside, then restore), given the cluster's `state`:
+
+    path; kind (absent, dir, mount, symlink, other); entries (names in it); answered (the probe's
+    answer from the socket, or None); refused (psql's error when a server answered but refused);
+    pid (a live postgres process named by postmaster.pid, or None); marker (ours or None);
+    serves_here (the answering server's data directory is pg_path); same_system (its system
+    identifier is the backup's); intact (global/pg_control is there); replace_intact (allowed).
+
+    Raises RestoreError, saying that nothing was changed, for every state where the rebuild could
+    stop, replace or lose something: a server answers or runs, pg_path is a symlink or not a
+    directory, a mount point with files in it, a stopped cluster that looks intact."""
+    path = state.get("path")
+    kind = state.get("kind")
+    if kind == "symlink":
+        raise RestoreError("pg_path %s is a symlink: give the directory itself (the rebuild never moves a link "
+                           "aside). Nothing was changed." % path)
+    if kind == "other":
+        raise RestoreError("pg_path %s exists and is not a directory. Nothing was changed." % path)
+    answered = state.get("answered")
+    if answered is not None:
+        if (state.get("marker") and answered.get("in_recovery") is False and state.get("serves_here")
+                and state.get("same_system")):
             return "none"
+        where = answered.get("data_directory") or "?"
         raise RestoreError(
-            "PostgreSQL is running on %s%s: a disaster rebuild replaces a cluster that is lost or stopped and never "
-            "stops a running one. Nothing was changed. To bring back one database with the site up use "
-            "restore_mode=database; to replace this cluster, stop it first and rerun." % (
-                state.get("path"), " (a rebuild of ours, still recovering)" if state.get("marker") else ""))
-    entries = state.get("entries")
+            "PostgreSQL is running (it answers on the socket, serving %s%s): a disaster rebuild replaces a cluster "
+            "that is lost or stopped and never stops a running one. Nothing was changed. To bring back one database "
+            "with the site up use restore_mode=database; to replace this cluster, stop it first and rerun." % (
+                where, ", a rebuild of ours still recovering" if state.get("marker") and state.get("serves_here")
+                else ""))
+    if state.get("refused"):
+        raise RestoreError("a server answers on the socket but refused the check (%s): it counts as running, and a "
+                           "running server is never replaced. Nothing was changed." % state["refused"])
+    if state.get("pid"):
+        raise RestoreError("postmaster.pid in %s names process %s, a running postgres: a running server is never "
+                           "replaced. Nothing was changed; stop it first if it is to be replaced." % (
+                               path, state["pid"]))
+    entries = [e for e in state.get("entries") or [] if not (kind == "mount" and e == "lost+found")]
     if not entries:
         return "restore"
+    if kind == "mount":
+        raise RestoreError("pg_path %s is a mount point with files in it (%s): a mount point cannot be moved aside. "
+                           "Nothing was changed; move what is in it elsewhere and rerun." % (
+                               path, ", ".join(entries[:5])))
+    if state.get("intact") and not state.get("replace_intact"):
+        raise RestoreError(
+            "pg_path %s holds a stopped cluster that looks intact (global/pg_control is there): starting it may "
+            "recover everything, while a rebuild loses what was never archived. Nothing was changed. Start it "
+            "(restore_start_command) and see; if it is damaged, rerun with replace_intact=true "
+            "(-e restore_replace_intact=true): it is moved aside, not deleted." % path)
     return "aside"
 
 
-def pid_alive(pid_text):
-    """True when the first line of postmaster.pid names a process that exists."""
+def postmaster_pid(pid_text):
+    """The pid on postmaster.pid's first line, or None."""
     first = (pid_text or "").split("\n", 1)[0].strip()
-    if not first.isdigit() or int(first) <= 1:
-        return False
-    return os.path.exists("/proc/%s" % first)
+    return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+def is_postgres(cmdline):
+    """True when a /proc/<pid>/cmdline is a PostgreSQL server's."""
+    argv0 = (cmdline or "").split("\0", 1)[0]
+    return os.path.basename(argv0) in ("postgres", "postmaster") or argv0.startswith("postgres:")
+
+
+def config_pg_path(text, stanza):
+    """pg1-path of [stanza] in a pgBackRest configuration file's text, or None."""
+    section = None
+    for line in (text or "").splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1]
+        elif section == stanza and line.startswith("pg1-path="):
+            return line.split("=", 1)[1].strip()
+    return None
+
+
+def system_id(entry, backup):
+    """The system identifier (as text) of the backup's database in `pgbackrest info`, or None."""
+    db = backup.get("database") or {}
+    for known in entry.get("db") or []:
+        if (known.get("id"), known.get("repo-key", 1)) == (db.get("id"), db.get("repo-key", 1)) \
+                and "system-id" in known:
+            return str(known["system-id"])
+    return None

@@ -22,6 +22,7 @@ import datetime
 import json
 import os
 import re
+import stat
 
 TARGETS = ("latest", "time", "xid", "name", "immediate")
 # ISO 8601 with a timezone: 2026-12-01T23:40:32Z, 2026-12-01 23:40:32.5+01:00, 2026-12-01T23:40+0100
@@ -263,15 +264,26 @@ def layout(scratch_dir):
                 ident=os.path.join(scratch_dir, "pg_ident.conf"), marker=os.path.join(scratch_dir, MARKER))
 
 
-def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, backup_set, repo=1, options=()):
-    """`pgbackrest restore` of `backup_set` from repository `repo` into `pg_path` (`--pg1-path`)
-    with `options`, recovering to the target with `--target-action=promote` (`latest` recovers to
-    the end of the archive, pgBackRest's default type, and promotes on its own)."""
+def repo_to_pin(asked, holding):
+    """The repository to pass as --repo: the one asked for, or the one holding the chosen backup
+    when it is not repo1; None (pgBackRest searches its repositories in order, and so does the
+    restore_command it writes) otherwise. Pinning also pins restore_command's archive-get to it."""
+    if asked:
+        return int(asked)
+    return int(holding) if holding and int(holding) != 1 else None
+
+
+def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, backup_set, repo=None, options=()):
+    """`pgbackrest restore` of `backup_set` (from repository `repo` when given) into `pg_path`
+    (`--pg1-path`) with `options`, recovering to the target with `--target-action=promote`
+    (`latest` recovers to the end of the archive, pgBackRest's default type, and promotes on its own)."""
     argv = [pgbackrest]
     if config:
         argv.append("--config=%s" % config)
-    argv += ["--stanza=%s" % stanza, "--repo=%d" % int(repo), "--pg1-path=%s" % pg_path,
-             "--set=%s" % backup_set] + list(options)
+    argv.append("--stanza=%s" % stanza)
+    if repo is not None:
+        argv.append("--repo=%d" % int(repo))
+    argv += ["--pg1-path=%s" % pg_path, "--set=%s" % backup_set] + list(options)
     if target != "latest":
         argv.append("--type=%s" % target)
         if target_text is not None:
@@ -280,7 +292,7 @@ def recovery_argv(pgbackrest, stanza, config, pg_path, target, target_text, back
     return argv + ["restore"]
 
 
-def restore_argv(pgbackrest, stanza, config, scratch_dir, target, target_text, backup_set, repo=1):
+def restore_argv(pgbackrest, stanza, config, scratch_dir, target, target_text, backup_set, repo=None):
     """The scratch copy's restore: into the scratch data directory, tablespaces under the scratch
     directory too, archiving off in the copy."""
     where = layout(scratch_dir)
@@ -344,7 +356,12 @@ def pg_ctl_status_argv(bindir, scratch_dir):
 
 
 PROBE_SQL = ("SELECT json_build_object('in_recovery', pg_is_in_recovery(), "
-             "'timeline', (SELECT timeline_id FROM pg_control_checkpoint()))")
+             "'timeline', (SELECT timeline_id FROM pg_control_checkpoint()), "
+             "'data_directory', current_setting('data_directory'), "
+             "'system_identifier', (SELECT system_identifier::text FROM pg_control_system()))")
+# psql's words when nothing listens on the socket (pg_isready's "no response"): anything else is a
+# server that answered (refusing, full, starting up) and counts as running
+NOTHING_LISTENS = ("No such file or directory", "Connection refused")
 
 
 def probe_argv(psql, socket_dir, port, os_user):
@@ -364,14 +381,34 @@ def parse_probe(rc, out):
     return answer if isinstance(answer, dict) else None
 
 
-def read_text(path, offset=0):
-    """A file's text from `offset`, or None when it cannot be read."""
+def nothing_listens(rc, err):
+    """True when psql failed because no server listens on the socket (not for a server that refused)."""
+    return rc != 0 and any(words in (err or "") for words in NOTHING_LISTENS)
+
+
+def read_text(path, offset=0, limit=1 << 20):
+    """At most `limit` bytes of a regular file's text from `offset`, or None when it cannot be read.
+    Never through a symlink, never blocking on a FIFO or a device: the files read (postmaster.pid,
+    markers, the server log) are in directories other users may write."""
     try:
-        with open(path) as fh:
-            fh.seek(offset)
-            return fh.read()
-    except (IOError, OSError):
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
         return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        os.lseek(fd, offset, os.SEEK_SET)
+        data = b""
+        while len(data) < limit:
+            chunk = os.read(fd, min(65536, limit - len(data)))
+            if not chunk:
+                break
+            data += chunk
+        return data.decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 STOPPED = re.compile(r"LOG:  (recovery stopping [^\n]*)")

@@ -15,10 +15,13 @@ description:
   - The disaster restore - the data directory O(pg_path) is gone, damaged or on a new host - rebuilt with
     C(pgbackrest restore) from a backup of O(stanza), recovered to the target (by default the end of the archived
     WAL), started with O(start_command) and waited for until it has promoted.
-  - Never stops or replaces a running server. When a server answers on O(socket_dir) and O(port), or
-    C(postmaster.pid) in O(pg_path) names a live process, the module fails and changes nothing - unless that
-    server is a rebuild this module made (its marker C(maestro-rebuild.json) in O(pg_path), same stanza) and has
-    promoted, which is success with nothing to do.
+  - Never stops or replaces a running server. When a server answers on O(socket_dir) and O(port) (or answers but
+    refuses the check), or C(postmaster.pid) in O(pg_path) names a live postgres process, the module fails and
+    changes nothing - unless the server answering serves O(pg_path), has the backup's system identifier, has
+    promoted and O(pg_path) holds this module's marker C(maestro-rebuild.json) - success with nothing to do.
+  - Never replaces a stopped cluster that looks intact (C(global/pg_control) present) unless O(replace_intact),
+    nor a O(pg_path) that is a symlink or a mount point with files in it. O(pg_path) must be the stanza's
+    C(pg1-path) in O(config).
   - Never deletes. A data directory that is not empty (what is left of the lost cluster) is moved aside to
     C(<pg_path>.before-rebuild-<UTC time>) first; an absent one is created (0700, O(os_user)'s).
   - The rebuilt cluster keeps C(archive_mode) as the backup had it, so after promotion (onto a new timeline) it
@@ -59,6 +62,12 @@ options:
       - Where a data directory that is not empty is moved (renamed) before the restore; another name in the same
         directory as O(pg_path). Default C(<pg_path>.before-rebuild-<UTC time>).
     type: path
+  replace_intact:
+    description:
+      - Rebuild also when O(pg_path) holds a stopped cluster that looks intact (it is moved aside, not deleted).
+        Starting it may recover everything, while a rebuild loses what was never archived; try that first.
+    type: bool
+    default: false
   log_file:
     description: The server's log, quoted (what this start wrote) when the server does not come up.
     type: path
@@ -160,20 +169,25 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import (
     run_as,
     stanza_problem,
 )
+from ansible_collections.maestro.deploy.plugins.module_utils.owned_paths import make_dir, write_new_file  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_rebuild import (  # noqa: E402
     MARKER,
     aside_path,
     aside_problem,
+    config_pg_path,
     decide,
+    is_postgres,
     marker_text,
     pg_path_problem,
-    pid_alive,
+    postmaster_pid,
     read_marker,
+    system_id,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (  # noqa: E402
     RestoreError,
     choose_for,
     log_tail,
+    nothing_listens,
     params_target,
     plan_lines,
     parse_probe,
@@ -182,6 +196,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     recovery_argv,
     recovery_from_log,
     recovery_plan,
+    repo_to_pin,
     target_spec,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
@@ -199,70 +214,93 @@ class Cluster:
         self.psql = os.path.join(self.p["bin_dir"], "psql") if self.p["bin_dir"] else runner.bin("psql")
 
     def probe(self):
-        rc, out, _err = self.runner.run(self.as_user(probe_argv(self.psql, self.p["socket_dir"], self.p["port"],
-                                                                self.user)), check=False, what="psql (server state)")
-        return parse_probe(rc, out)
+        """(the server's answer or None, psql's error when a server answered but refused, else None)."""
+        rc, out, err = self.runner.run(self.as_user(probe_argv(self.psql, self.p["socket_dir"], self.p["port"],
+                                                               self.user)), check=False, what="psql (server state)")
+        answer = parse_probe(rc, out)
+        refused = None if answer or nothing_listens(rc, err) else (err or "psql rc=%s" % rc).strip().splitlines()[-1]
+        return answer, refused
 
-    def pid_alive(self):
-        return pid_alive(read_text(os.path.join(self.path, "postmaster.pid")))
+    def serves_here(self, answer):
+        return bool(answer) and os.path.realpath(answer.get("data_directory") or "/nonexistent") == \
+            os.path.realpath(self.path)
 
-    def state(self):
-        exists = os.path.isdir(self.path)
-        probed = self.probe()
-        return dict(path=self.path, entries=sorted(os.listdir(self.path)) if exists else None,
-                    running=bool(probed) or (exists and self.pid_alive()),
-                    promoted=bool(probed) and probed.get("in_recovery") is False,
-                    timeline=(probed or {}).get("timeline"),
-                    marker=read_marker(read_text(os.path.join(self.path, MARKER)), self.p["stanza"]) if exists
-                    else None)
+    def live_pid(self):
+        """The pid in postmaster.pid when it is a running postgres, else None."""
+        pid = postmaster_pid(read_text(os.path.join(self.path, "postmaster.pid"), limit=4096))
+        if pid and is_postgres(read_text("/proc/%d/cmdline" % pid, limit=4096)):
+            return pid
+        return None
 
-    def prepare(self, aside):
+    def state(self, system):
+        kind = "absent"
+        if os.path.islink(self.path):
+            kind = "symlink"
+        elif os.path.isdir(self.path):
+            kind = "mount" if os.path.ismount(self.path) else "dir"
+        elif os.path.lexists(self.path):
+            kind = "other"
+        inside = kind in ("dir", "mount")
+        answer, refused = self.probe()
+        return dict(path=self.path, kind=kind, entries=sorted(os.listdir(self.path)) if inside else None,
+                    answered=answer, refused=refused, pid=self.live_pid() if inside else None,
+                    serves_here=self.serves_here(answer),
+                    same_system=bool(answer) and str(answer.get("system_identifier")) == str(system),
+                    intact=inside and os.path.isfile(os.path.join(self.path, "global", "pg_control")),
+                    replace_intact=self.p["replace_intact"],
+                    marker=read_marker(read_text(os.path.join(self.path, MARKER)), self.p["stanza"]) if inside
+                    else None, timeline=(answer or {}).get("timeline"))
+
+    def prepare(self, aside, pw):
         """Move what is in pg_path aside (rename: nothing is copied or deleted) and make it afresh."""
-        pw = pwd.getpwnam(self.user)
         if aside:
             os.rename(self.path, aside)
         if not os.path.isdir(self.path):
             if not os.path.isdir(os.path.dirname(self.path)):
                 raise RestoreError("the parent of pg_path, %s, does not exist" % os.path.dirname(self.path))
-            os.mkdir(self.path, 0o700)
-            if os.geteuid() == 0:
-                os.chown(self.path, pw.pw_uid, pw.pw_gid)
-        return pw
+            make_dir(self.path, pw.pw_uid, pw.pw_gid)
 
     def write_marker(self, text, pw):
         """The marker, afresh: a backup taken after an earlier rebuild restores that rebuild's marker."""
         path = os.path.join(self.path, MARKER)
         if os.path.lexists(path):
             os.unlink(path)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        if os.geteuid() == 0:
-            os.chown(path, pw.pw_uid, pw.pw_gid)
+        write_new_file(path, text, pw.pw_uid, pw.pw_gid)
 
-    def start_and_wait(self, start_command):
+    def start_and_wait(self, start_command, system):
         """Start the server and wait until it has promoted; the log written meanwhile and the probe."""
         log = self.p["log_file"]
-        offset = os.path.getsize(log) if log and os.path.exists(log) else 0
+        offset = os.path.getsize(log) if log and os.path.isfile(log) else 0
         rc, _out, _err = self.runner.run(start_command, check=False, what="start PostgreSQL")
         started = time.time()
         deadline = started + self.p["timeout"]
         while True:
-            probed = self.probe()
-            if probed and probed.get("in_recovery") is False:
-                return probed, read_text(log, offset) if log else ""
-            up = self.pid_alive()
+            answer, _refused = self.probe()
+            if answer and answer.get("in_recovery") is False:
+                if not self.serves_here(answer) or str(answer.get("system_identifier")) != str(system):
+                    raise RestoreError(
+                        "a server answers on %s port %s, but it serves %s (system %s), not the rebuilt %s (system %s): "
+                        "restore_start_command started another cluster. The restored files are left in %s, not "
+                        "running; fix the start command (or pg_path) and rerun." % (
+                            self.p["socket_dir"], self.p["port"], answer.get("data_directory"),
+                            answer.get("system_identifier"), self.path, system, self.path))
+                return answer, read_text(log, offset) if log else ""
+            up = self.live_pid()
             # a start command may return before the server writes postmaster.pid: 30 s of grace
             if (not up and (rc != 0 or time.time() - started > 30)) or time.time() > deadline:
                 text = (read_text(log, offset) if log else "") or ""
                 rec = recovery_from_log(text)
-                why = ("did not promote within %ds" % self.p["timeout"]) if up else (
-                    "is not running (start rc=%s)%s" % (rc, (": " + rec["fatal"]) if rec["fatal"] else ""))
-                raise RestoreError(
-                    "the rebuilt cluster in %s %s. The restored files are left in %s as they are, nothing else was "
-                    "changed; read the server's log%s, fix the cause and start it, or rerun (what is there is moved "
-                    "aside again).%s" % (self.path, why, self.path, (" (%s)" % log) if log else "",
-                                         (" Its log ends: " + " | ".join(log_tail(text, 8))) if text else ""))
+                if up:
+                    why = ("is still recovering after %ds (process %s): let it finish, a rerun then finds it "
+                           "promoted and does nothing; or read its log%s" % (
+                               self.p["timeout"], up, (" (%s)" % log) if log else ""))
+                else:
+                    why = ("is not running (start rc=%s%s): the restored files are left in %s as they are; read the "
+                           "server's log%s, fix the cause and start it, or rerun (what is there is moved aside "
+                           "again)" % (rc, (", " + rec["fatal"]) if rec["fatal"] else "", self.path,
+                                       (" (%s)" % log) if log else ""))
+                raise RestoreError("the rebuilt cluster in %s %s.%s" % (
+                    self.path, why, (" Its log ends: " + " | ".join(log_tail(text, 8))) if text else ""))
             time.sleep(0.5)
 
 
@@ -274,6 +312,7 @@ def main():
             socket_dir=dict(type="path", default="/var/run/postgresql"),
             start_command=dict(type="list", elements="str", required=True),
             aside_path=dict(type="path"),
+            replace_intact=dict(type="bool", default=False),
             log_file=dict(type="path"),
             bin_dir=dict(type="path"),
         )),
@@ -282,6 +321,7 @@ def main():
     p = module.params
     for problem in (stanza_problem(p["stanza"]), pg_path_problem(p["pg_path"]),
                     None if 0 < p["port"] < 65536 else "port=%d: a port number, 1-65535" % p["port"],
+                    None if p["timeout"] > 0 else "timeout=%d: seconds, more than 0" % p["timeout"],
                     None if p["start_command"] and all(p["start_command"]) else
                     "start_command: the argv that starts the server, a non-empty list of non-empty strings",
                     aside_problem(p["aside_path"], p["pg_path"]) if p["aside_path"] else None):
@@ -293,6 +333,17 @@ def main():
         problems, text = params_target(p)
         if problems:
             module.fail_json(msg="; ".join(problems), **result)
+        user = p["os_user"] or getpass.getuser()
+        try:
+            pw = pwd.getpwnam(user)
+        except KeyError:
+            module.fail_json(msg="os_user=%s: no such user on this host" % user, **result)
+        configured = config_pg_path(read_text(p["config"] or "/etc/pgbackrest/pgbackrest.conf"), p["stanza"])
+        if configured and os.path.normpath(configured) != p["pg_path"]:
+            module.fail_json(msg="pg_path=%s is not the stanza's pg1-path (%s in %s): the rebuild goes where "
+                                 "pgBackRest backs up from. Nothing was changed." % (
+                                     p["pg_path"], configured, p["config"] or "/etc/pgbackrest/pgbackrest.conf"),
+                             **result)
         as_user = run_as(runner, p["os_user"], os.geteuid(), getpass.getuser())
         cluster = Cluster(module, runner, as_user)
         pgbackrest = runner.bin("pgbackrest", explicit=p["pgbackrest"])
@@ -300,7 +351,8 @@ def main():
                          else p["start_command"][0]] + p["start_command"][1:]
         entry = read_info(runner, as_user, pgbackrest, p["stanza"], p["config"])
         backup = choose_for(entry, p)
-        state = cluster.state()
+        system = system_id(entry, backup)
+        state = cluster.state(system)
         action = decide(state)
         now = datetime.datetime.now(datetime.timezone.utc)
         aside = (p["aside_path"] or aside_path(p["pg_path"], now.strftime("%Y%m%dT%H%M%SZ"))) if action == "aside" \
@@ -315,14 +367,21 @@ def main():
         result["changed"] = True
         if module.check_mode:
             module.exit_json(**result)
-        pw = cluster.prepare(aside)
+        cluster.prepare(aside, pw)
         began = time.time()
-        runner.run(as_user(recovery_argv(pgbackrest, p["stanza"], p["config"], p["pg_path"], p["target"], text,
-                                         backup["label"], the_plan["backup"]["repo"])), what="pgbackrest restore")
+        repo = repo_to_pin(p["repo"], the_plan["backup"]["repo"])
+        try:
+            runner.run(as_user(recovery_argv(pgbackrest, p["stanza"], p["config"], p["pg_path"], p["target"], text,
+                                             backup["label"], repo)), what="pgbackrest restore")
+        except CommandError as exc:
+            exc.msg = "%s. State left: %s holds what pgBackRest restored before it failed (not started)%s; rerun " \
+                      "once the cause is fixed (it is moved aside again)" % (
+                          exc.msg, p["pg_path"], ("; what was there is in %s" % aside) if aside else "")
+            raise
         restored = time.time()
         cluster.write_marker(marker_text(p["stanza"], the_plan, now.strftime("%Y-%m-%dT%H:%M:%SZ"), aside), pw)
-        probed, log_text = cluster.start_and_wait(start_command)
-        result.update(recovery=recovery_from_log(log_text), timeline=probed.get("timeline"),
+        answer, log_text = cluster.start_and_wait(start_command, system)
+        result.update(recovery=recovery_from_log(log_text), timeline=answer.get("timeline"),
                       seconds=dict(restore=round(restored - began, 2), recovery=round(time.time() - restored, 2)))
         module.exit_json(**result)
     except CommandError as exc:

@@ -186,10 +186,12 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     read_marker,
     read_text,
     recovery_from_log,
+    repo_to_pin,
     restore_argv,
     scratch_problem,
     target_spec,
 )
+from ansible_collections.maestro.deploy.plugins.module_utils.owned_paths import make_dir, write_new_file  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
 
@@ -231,30 +233,21 @@ class Scratch:
                     promoted=bool(probed) and probed.get("in_recovery") is False,
                     timeline=(probed or {}).get("timeline"))
 
-    def _write(self, path, text, uid, gid):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        if os.geteuid() == 0:
-            os.chown(path, uid, gid)
-
     def create(self, the_plan, pgbackrest, target_text):
         user = self.p["os_user"] or getpass.getuser()
         pw = pwd.getpwnam(user)
         parent = os.path.dirname(self.dir)
         if not os.path.isdir(parent):
             raise RestoreError("the parent of scratch_dir, %s, does not exist" % parent)
-        os.mkdir(self.dir, 0o700)
-        if os.geteuid() == 0:
-            os.chown(self.dir, pw.pw_uid, pw.pw_gid)
+        make_dir(self.dir, pw.pw_uid, pw.pw_gid)
         created = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-        self._write(self.where["marker"], marker_text(self.p["stanza"], the_plan, created), pw.pw_uid, pw.pw_gid)
+        write_new_file(self.where["marker"], marker_text(self.p["stanza"], the_plan, created), pw.pw_uid, pw.pw_gid)
         files = config_files(user, "root" if os.geteuid() == 0 else getpass.getuser())
         for key in ("conf", "hba", "ident"):
-            self._write(self.where[key], files[key], pw.pw_uid, pw.pw_gid)
+            write_new_file(self.where[key], files[key], pw.pw_uid, pw.pw_gid)
         self.runner.run(self.as_user(restore_argv(pgbackrest, self.p["stanza"], self.p["config"], self.dir,
                                                   self.p["target"], target_text, the_plan["backup"]["label"],
-                                                  the_plan["backup"]["repo"])),
+                                                  repo_to_pin(self.p["repo"], the_plan["backup"]["repo"]))),
                         what="pgbackrest restore")
         bindir = self.bindir()
         start = pg_ctl_start_argv(bindir, self.dir, self.p["port"], min(self.p["timeout"], 600))

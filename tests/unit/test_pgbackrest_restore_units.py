@@ -131,7 +131,7 @@ def test_plan_names_backup_wal_range_size_point_and_scratch():
 
 def test_restore_argv_is_exactly_what_runs():
     assert restore_argv("/usr/bin/pgbackrest", "main", None, S, "time", "2026-12-01 23:40:32.000000+00", FULL) == [
-        "/usr/bin/pgbackrest", "--stanza=main", "--repo=1", "--pg1-path=%s/data" % S, "--set=%s" % FULL,
+        "/usr/bin/pgbackrest", "--stanza=main", "--pg1-path=%s/data" % S, "--set=%s" % FULL,
         "--archive-mode=off",
         "--tablespace-map-all=%s/tablespaces" % S, "--type=time", "--target=2026-12-01 23:40:32.000000+00",
         "--target-action=promote", "restore"]
