@@ -144,7 +144,7 @@ def config_pg_path(text, stanza):
         line = line.strip()
         if line.startswith("[") and line.endswith("]"):
             section = line[1:-1]
-        elif section == stanza and line.startswith("pg1-path="):
+        elif section == stanza and "=" in line and line.split("=", 1)[0].strip() == "pg1-path":
             return line.split("=", 1)[1].strip()
     return None
 

@@ -355,13 +355,19 @@ def pg_ctl_status_argv(bindir, scratch_dir):
     return [os.path.join(bindir, "pg_ctl"), "status", "-D", layout(scratch_dir)["data"]]
 
 
+# the timeline of the WAL being written (pg_control's checkpoint may still name the old one just
+# after promotion); null while recovering. The settings need a superuser (the server's OS user).
 PROBE_SQL = ("SELECT json_build_object('in_recovery', pg_is_in_recovery(), "
-             "'timeline', (SELECT timeline_id FROM pg_control_checkpoint()), "
+             "'timeline', CASE WHEN pg_is_in_recovery() THEN NULL ELSE "
+             "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END, "
              "'data_directory', current_setting('data_directory'), "
              "'system_identifier', (SELECT system_identifier::text FROM pg_control_system()))")
 # psql's words when nothing listens on the socket (pg_isready's "no response"): anything else is a
 # server that answered (refusing, full, starting up) and counts as running
 NOTHING_LISTENS = ("No such file or directory", "Connection refused")
+# a server on its way up: worth waiting for
+STARTING = ("the database system is starting up", "the database system is not yet accepting connections",
+            "the database system is in recovery mode")
 
 
 def probe_argv(psql, socket_dir, port, os_user):
@@ -386,8 +392,9 @@ def nothing_listens(rc, err):
     return rc != 0 and any(words in (err or "") for words in NOTHING_LISTENS)
 
 
-def read_text(path, offset=0, limit=1 << 20):
-    """At most `limit` bytes of a regular file's text from `offset`, or None when it cannot be read.
+def read_text(path, offset=0, limit=1 << 20, tail=False):
+    """At most `limit` bytes of a regular file's text from `offset` (with `tail`, its last `limit`
+    bytes after `offset`: a log's end is what tells how it ended), or None when it cannot be read.
     Never through a symlink, never blocking on a FIFO or a device: the files read (postmaster.pid,
     markers, the server log) are in directories other users may write."""
     try:
@@ -395,9 +402,10 @@ def read_text(path, offset=0, limit=1 << 20):
     except OSError:
         return None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             return None
-        os.lseek(fd, offset, os.SEEK_SET)
+        os.lseek(fd, max(offset, st.st_size - limit) if tail else offset, os.SEEK_SET)
         data = b""
         while len(data) < limit:
             chunk = os.read(fd, min(65536, limit - len(data)))

@@ -28,7 +28,8 @@ description:
     goes on archiving into the same repository and continuous backup carries on.
   - The backup set is chosen from C(pgbackrest info) as by M(maestro.deploy.pgbackrest_restore) and passed with
     C(--set), so the plan shown in check mode is what runs. Tablespaces are restored where they were.
-  - pgBackRest and C(psql) run as O(os_user) (through C(runuser) when the module runs as root); O(start_command)
+  - pgBackRest and C(psql) run as O(os_user) (through C(runuser) when the module runs as root), which must reach the
+    server over its socket as a superuser role of its name (the server's own user, C(postgres)); O(start_command)
     runs as the module's user, without a shell.
 version_added: "0.5.0"
 author: maestro.deploy contributors (!UNKNOWN)
@@ -195,6 +196,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     read_text,
     recovery_argv,
     recovery_from_log,
+    STARTING,
     recovery_plan,
     repo_to_pin,
     target_spec,
@@ -218,7 +220,8 @@ class Cluster:
         rc, out, err = self.runner.run(self.as_user(probe_argv(self.psql, self.p["socket_dir"], self.p["port"],
                                                                self.user)), check=False, what="psql (server state)")
         answer = parse_probe(rc, out)
-        refused = None if answer or nothing_listens(rc, err) else (err or "psql rc=%s" % rc).strip().splitlines()[-1]
+        said = (err or "").strip().splitlines()
+        refused = None if answer or nothing_listens(rc, err) else (said[-1] if said else "psql rc=%s" % rc)
         return answer, refused
 
     def serves_here(self, answer):
@@ -274,8 +277,17 @@ class Cluster:
         rc, _out, _err = self.runner.run(start_command, check=False, what="start PostgreSQL")
         started = time.time()
         deadline = started + self.p["timeout"]
+        refused_since = None
         while True:
-            answer, _refused = self.probe()
+            answer, refused = self.probe()
+            # up but refusing the check for another reason than starting (pg_hba, a missing role): no use waiting
+            lasting = refused and not any(words in refused for words in STARTING)
+            refused_since = (refused_since or time.time()) if lasting else None
+            if refused_since and time.time() - refused_since > 30:
+                raise RestoreError(
+                    "the rebuilt cluster in %s runs but refuses the check for 30 s: %s. It is left running as it is; "
+                    "let os_user connect over the socket (pg_hba.conf) and rerun, which then finds it promoted."
+                    % (self.path, refused))
             if answer and answer.get("in_recovery") is False:
                 if not self.serves_here(answer) or str(answer.get("system_identifier")) != str(system):
                     raise RestoreError(
@@ -284,11 +296,11 @@ class Cluster:
                         "running; fix the start command (or pg_path) and rerun." % (
                             self.p["socket_dir"], self.p["port"], answer.get("data_directory"),
                             answer.get("system_identifier"), self.path, system, self.path))
-                return answer, read_text(log, offset) if log else ""
+                return answer, read_text(log, offset, tail=True) if log else ""
             up = self.live_pid()
             # a start command may return before the server writes postmaster.pid: 30 s of grace
             if (not up and (rc != 0 or time.time() - started > 30)) or time.time() > deadline:
-                text = (read_text(log, offset) if log else "") or ""
+                text = (read_text(log, offset, tail=True) if log else "") or ""
                 rec = recovery_from_log(text)
                 if up:
                     why = ("is still recovering after %ds (process %s): let it finish, a rerun then finds it "
@@ -296,9 +308,10 @@ class Cluster:
                                self.p["timeout"], up, (" (%s)" % log) if log else ""))
                 else:
                     why = ("is not running (start rc=%s%s): the restored files are left in %s as they are; read the "
-                           "server's log%s, fix the cause and start it, or rerun (what is there is moved aside "
-                           "again)" % (rc, (", " + rec["fatal"]) if rec["fatal"] else "", self.path,
-                                       (" (%s)" % log) if log else ""))
+                           "server's log%s, fix the cause and start it, or rebuild again with replace_intact=true "
+                           "(-e restore_replace_intact=true: what is there is moved aside again)" % (
+                               rc, (", " + rec["fatal"]) if rec["fatal"] else "", self.path,
+                               (" (%s)" % log) if log else ""))
                 raise RestoreError("the rebuilt cluster in %s %s.%s" % (
                     self.path, why, (" Its log ends: " + " | ".join(log_tail(text, 8))) if text else ""))
             time.sleep(0.5)

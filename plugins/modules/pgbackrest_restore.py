@@ -258,7 +258,7 @@ class Scratch:
             if probed and probed.get("in_recovery") is False:
                 return probed
             if not self.running() or time.time() > deadline:
-                text = read_text(self.where["log"]) or ""
+                text = read_text(self.where["log"], tail=True) or ""
                 rec = recovery_from_log(text)
                 why = ("did not promote within %ds" % self.p["timeout"]) if self.running() else \
                     ("stopped%s" % ((": " + rec["fatal"]) if rec["fatal"] else ""))

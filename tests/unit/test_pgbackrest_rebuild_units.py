@@ -138,6 +138,7 @@ def test_pg_path_must_be_the_stanza_s_pg1_path():
     conf = "[global]\nrepo1-path=/var/lib/pgbackrest\n\n[main]\npg1-path=/var/lib/postgresql/15/main\npg1-port=5432\n"
     assert config_pg_path(conf, "main") == PG
     assert config_pg_path(conf, "other") is None and config_pg_path(None, "main") is None
+    assert config_pg_path("[main]\n# pg1-path=/old\npg1-path = /var/lib/postgresql/15/main \n", "main") == PG
 
 
 def test_the_backup_s_system_identifier():
@@ -176,6 +177,8 @@ def test_files_in_directories_others_write_are_read_safely(tmp_path):
     big.write_text("x" * 5000 + "tail")
     assert read_text(str(big), limit=100) == "x" * 100
     assert read_text(str(big), offset=5000) == "tail"
+    assert read_text(str(big), limit=6, tail=True) == "xxtail"  # a log's end
+    assert read_text(str(big), offset=5000, limit=100, tail=True) == "tail"
     assert read_text(str(tmp_path / "absent")) is None
 
 
