@@ -14,6 +14,7 @@ import psycopg
 
 from bench import data
 from bench.report import row
+from tests.support.adhoc import run_module
 from tests.support.pgbackrest_host import Host, stub_crontab
 from tests.support.pgcluster import Cluster
 from tests.support.paths import VENV_BIN
@@ -109,9 +110,30 @@ def run(env, size_mb, window_s=90, tight_window_s=20, rate=20.0):
                 "seconds_lost": seconds, "recovery_s": round(recovered_s, 2),
                 "dump_age_at_crash_s": round(crashed - dumped_at, 2)}
 
+    def deploy_backup():
+        """Issue 16 item 4: the deploy's backup before its migrations, the backup role's default dump
+        (pg_backup: custom, zstd, verify=read) against a restore point (backup_method: pgbackrest), as
+        the role runs each (a module run, over the socket as postgres)."""
+        set_up(60)
+        host.pgbackrest("--type=full", "backup")
+        conn = dict(db=DB, host=cluster.socket_dir, port=cluster.port, user="postgres")
+        timed = {}
+        for name, module, args in (
+                ("dump", "maestro.deploy.pg_backup", dict(conn, dest_dir=env.dir("deploy-dumps"), compression="zstd",
+                                                           verify="read", label="bench")),
+                ("restore point", "maestro.deploy.pgbackrest_restore_point",
+                 dict(conn, stanza=host.stanza, config=host.config, label="bench-" + str(int(time.time()))))):
+            start = time.monotonic()
+            done = run_module(module, args, timeout=1800)
+            timed[name] = round(time.monotonic() - start, 2)
+            if done.failed:
+                raise RuntimeError("%s failed: %s" % (module, done.result.get("msg") or done.stderr[-2000:]))
+        details["deploy_backup"] = timed
+
     env.create_db(DB)
     details["data"] = data.generate(cluster, DB, size_mb)  # what a restore has to bring back besides the rows
     cluster.psql("CREATE TABLE ticks (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())", db=DB)
+    deploy_backup()
     disaster("pgBackRest, archive_timeout 60 s", 60, window_s, dump_dir=env.dir("dumps"))
     disaster("pgBackRest, archive_timeout 1 s", 1, tight_window_s)
     return details, rows_from(details)
@@ -121,6 +143,12 @@ def rows_from(d):
     b = "disaster"
     dump = d["cases"]["nightly dump"]
     rows = []
+    if d.get("deploy_backup"):
+        timed = d["deploy_backup"]
+        rows.append(row("deploy stage", "backup before the migrations: restore point (backup_method: pgbackrest) vs "
+                        "the default dump", "s", timed["dump"], timed["restore point"],
+                        note=f"{d['size_mb']:g} MB of data; reference = pg_backup custom/zstd/verify=read; each a "
+                             "module run (pgbackrest check waits for the WAL to be archived)"))
     for name, case in d["cases"].items():
         if name == "nightly dump":
             continue

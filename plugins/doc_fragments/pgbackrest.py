@@ -42,7 +42,10 @@ options:
     choices: [latest, time, xid, name, immediate]
     default: latest
   time:
-    description: With O(target=time), an ISO 8601 time with a timezone (C(2026-12-01T23:40:32Z)).
+    description:
+      - With O(target=time), an ISO 8601 time with a timezone (C(2026-12-01T23:40:32Z)).
+      - With O(target=name), optionally the time the restore point was made, so that the newest backup that
+        stopped before it is restored (without it, the newest backup, which may be too recent).
     type: str
   xid:
     description: With O(target=xid), the transaction id.

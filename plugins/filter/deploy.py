@@ -12,6 +12,7 @@ import re
 from urllib.parse import quote
 
 from ansible.errors import AnsibleFilterError
+from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_point import record_problems
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Characters no line of an environment file can hold: the app reads it line by line (JavaScript's
@@ -219,14 +220,17 @@ def rollback_plan(history, live_schema, mode="auto", tool="prisma"):
     """Decide what a rollback does with the database, and why, from the release history.
 
     The backup of the oldest undone release was taken just before its migrations ran, so it
-    holds the target's schema and data. Returns {action: none|downgrade|restore, reason,
-    backup, revision, error}.
+    holds the target's schema and data: a dump (backup_path) or a pgBackRest restore point
+    (restore_point, backup_method: pgbackrest). Returns {action: none|downgrade|restore, reason,
+    backup, restore_point, revision, error}; restore_point is checked as the untrusted record it is.
     """
     target = (history or {}).get("target") or {}
     between = (history or {}).get("between") or []
     target_schema = target.get("schema_after")
-    backup = next((r.get("backup_path") for r in between if r.get("backup_path")), None)
-    plan = dict(action="none", reason="", backup=None, revision=target_schema, error="")
+    backed_up = next((r for r in between if r.get("backup_path") or r.get("restore_point")), {})
+    backup = backed_up.get("backup_path") or None
+    point = None if backup else backed_up.get("restore_point")
+    plan = dict(action="none", reason="", backup=None, restore_point=None, revision=target_schema, error="")
     classes = [r.get("db_class") or "destructive" for r in between]
     if mode == "no":
         plan["reason"] = "rollback_db=no: code only, the database is left as it is"
@@ -244,8 +248,13 @@ def rollback_plan(history, live_schema, mode="auto", tool="prisma"):
         plan.update(action="restore", reason="the migrations since the target are %s: restore the target's backup"
                     % ", ".join(sorted(set(c for c in classes if c not in ("none", "additive")))))
     if plan["action"] == "restore":
-        plan["backup"] = backup
-        if not backup:
+        plan.update(backup=backup, restore_point=point)
+        problems = record_problems(point) if point else []
+        if problems:
+            plan["error"] = ("release %s's restore point in the history is not one a deploy records (%s): nothing "
+                             "is restored from it; rerun with -e rollback_db=no for a code-only rollback, or restore "
+                             "by hand (playbooks/restore.yml)" % (backed_up.get("id", "?"), "; ".join(problems)))
+        elif not (backup or point):
             plan["error"] = ("a restore is needed but no backup is recorded for the releases undone (%s); "
                              "rerun with -e rollback_db=no for a code-only rollback, or restore by hand"
                              % ", ".join(r.get("id", "?") for r in between))

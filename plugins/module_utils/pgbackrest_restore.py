@@ -79,11 +79,13 @@ def target_problems(values):
     needs = dict(time="restore_time", xid="restore_xid", name="restore_name").get(target)
     for name in ("restore_time", "restore_xid", "restore_name"):
         given = values.get(name) not in (None, "")
-        if name == needs:
+        # with a restore point, the time it was made (optional) chooses the backup set
+        if name == needs or (target == "name" and name == "restore_time"):
             continue
         if given:
             found.append("%s=%s (only with restore_target=%s)" % (name, _show(values.get(name)), name[8:]))
-    if target == "time" and parse_time(str(values.get("restore_time") or "")) is None:
+    if (target == "time" or values.get("restore_time") not in (None, "")) \
+            and parse_time(str(values.get("restore_time") or "")) is None:
         found.append("restore_time=%s (an ISO 8601 time with a timezone, e.g. 2026-12-01T23:40:32Z or "
                      "2026-12-01 23:40:32+01:00)" % _show(values.get("restore_time")))
     if target == "xid" and not XID.match(str(values.get("restore_xid") or "")):
@@ -124,7 +126,7 @@ def params_target(params):
 
 def choose_for(entry, params):
     """The backup set for a module's target options (see choose_backup)."""
-    epoch = parse_time(params["time"]).timestamp() if params["target"] == "time" else None
+    epoch = parse_time(params["time"]).timestamp() if params["time"] else None
     return choose_backup(entry, params["target"], epoch, params["set"], params["repo"])
 
 
@@ -155,9 +157,10 @@ def good_backups(entry, repo=None):
 
 def choose_backup(entry, target, target_epoch=None, wanted_set=None, repo=None):
     """The backup set the restore uses, from repository `repo` when given, else from any:
-    `wanted_set` when given (it must exist); for a time target the newest backup that stopped at
-    or before it (recovery can only start from a backup that is consistent before the target);
-    otherwise the newest. Raises RestoreError naming what exists."""
+    `wanted_set` when given (it must exist); for a time target, or a restore point made at
+    `target_epoch`, the newest backup that stopped at or before it (recovery can only start from a
+    backup that is consistent before the target); otherwise the newest. Raises RestoreError
+    naming what exists."""
     backups = good_backups(entry, repo)
     if not backups:
         raise RestoreError("stanza %s has no backup to restore from%s" % (
@@ -168,7 +171,7 @@ def choose_backup(entry, target, target_epoch=None, wanted_set=None, repo=None):
                 return b
         raise RestoreError("stanza %s has no backup %s (it has %s)" % (
             entry.get("name"), wanted_set, ", ".join(b.get("label") for b in backups)))
-    if target == "time":
+    if target_epoch is not None and target in ("time", "name"):
         before = [b for b in backups if ((b.get("timestamp") or {}).get("stop") or 0) <= target_epoch]
         if not before:
             oldest = backups[0]

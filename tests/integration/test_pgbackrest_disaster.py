@@ -78,6 +78,8 @@ def test_disaster_rebuild_loses_only_the_rows_of_the_last_archive_timeout(pitr_h
                                     restore_timeout=300)
     deployed = playbook("deploy.yml", inventory, envvars=env)
     assert deployed.ok, deployed.stdout[-5000:]
+    # Globals (issue 16 item 6): a role of its own with a grant, which the cluster backup holds.
+    cluster.psql("CREATE ROLE reporting LOGIN PASSWORD 'r3port'; GRANT SELECT ON notes TO reporting", db=DB)
     host.pgbackrest("--type=full", "backup")
     url = inventory["all"]["vars"]["healthcheck_url"].replace("/health", "/notes")
 
@@ -176,6 +178,13 @@ def test_disaster_rebuild_loses_only_the_rows_of_the_last_archive_timeout(pitr_h
     assert said == ["The cluster %s on localhost is a rebuild of ours that serves (timeline 2): nothing changed."
                     % cluster.data]
     assert sorted(n for n in os.listdir(os.path.dirname(cluster.data)) if ".before-" in n) == [os.path.basename(aside)]
+
+    # The roles and their grants came back with the cluster: none had to be made again by hand.
+    assert cluster.psql("SELECT rolcanlogin FROM pg_roles WHERE rolname = 'reporting'") == "t"
+    assert cluster.psql("SELECT has_table_privilege('reporting', 'notes', 'SELECT'), "
+                        "has_table_privilege('reporting', 'notes', 'INSERT')", db=DB) == "t|f"
+    assert cluster.psql("SELECT rolname FROM pg_roles WHERE rolname = '%s'" % inventory["all"]["vars"]["db_user"]) \
+        == inventory["all"]["vars"]["db_user"]
 
     # Continuous backup carries on: the rebuilt server archives on its new timeline.
     segment = cluster.psql("SELECT pg_walfile_name(pg_switch_wal())")

@@ -153,7 +153,7 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
     (summary,) = [r["res"]["msg"] for r in run.task_results("Summarise the restore")]
     print("\n".join(summary))
     (scratch,) = [r["res"] for r in run.task_results("Restore the backup into the scratch cluster and wait until it "
-                                                     "has promoted")]
+                                                     "has promoted", ran=True)]
     assert scratch["changed"] and scratch["timeline"] == 2 and scratch["recovery"]["fatal"] is None
     assert scratch["recovery"]["stopped"].startswith("recovery stopping before commit of transaction")
     argv = scratch["commands"][[i for i, c in enumerate(scratch["commands"]) if "restore" in c["cmd"]][0]]["cmd"]
@@ -168,7 +168,7 @@ def test_restore_yml_recovers_one_database_to_a_time_beside_the_live_site(pitr_h
                                % DB).splitlines()
     assert cluster.psql("SELECT count(*), min(id), max(id) FROM items", db=previous) == "110|51|160"
     (lost,) = [r["res"] for r in run.task_results("Count the rows written since the recovery point that the swap "
-                                                  "set aside")]
+                                                  "set aside", ran=True)]
     assert lost["tables"] == {"public.items": 10}
     # The dump is a pg_backup one, labelled with the restore's id.
     dumps = [n for n in os.listdir(host.backups) if n.endswith(".dump")]

@@ -20,9 +20,10 @@ class PlaybookRun:
     def ok(self):
         return self.status == "successful" and self.rc == 0
 
-    def task_results(self, task_name=None):
-        """Per-host results of finished tasks (ok, changed, failed or skipped), in order."""
-        wanted = ("runner_on_ok", "runner_on_failed", "runner_on_skipped")
+    def task_results(self, task_name=None, ran=False):
+        """Per-host results of finished tasks (ok, changed, failed or skipped), in order; with
+        `ran`, only those that ran (a task file included for another phase skips the rest)."""
+        wanted = ("runner_on_ok", "runner_on_failed") + (() if ran else ("runner_on_skipped",))
         out = []
         for ev in self.events:
             if ev.get("event") not in wanted:

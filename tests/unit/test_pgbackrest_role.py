@@ -120,6 +120,7 @@ def test_every_role_variable_is_prefixed_defaulted_and_declared():
     with open(os.path.join(ROLE, "defaults", "main.yml")) as fh:
         defaults = yaml.safe_load(fh)
     with open(os.path.join(ROLE, "meta", "argument_specs.yml")) as fh:
-        declared = yaml.safe_load(fh)["argument_specs"]["main"]["options"]
+        specs = yaml.safe_load(fh)["argument_specs"]
+    declared = set(specs["main"]["options"]) | set(specs["pitr"]["options"])
     assert all(name.startswith("pgbackrest_") for name in defaults)
-    assert set(defaults) == set(declared)
+    assert set(defaults) == declared
