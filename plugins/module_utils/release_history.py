@@ -92,8 +92,8 @@ def shape_problem(data):
             if entry.get(key) is not None and not isinstance(entry[key], str):
                 return "is malformed: release %s: %s is not a string (%r)" % (entry["id"], key, entry[key])
         if entry.get("restore_point") is not None and not isinstance(entry["restore_point"], dict):
-            return "is malformed: release %s: restore_point is not an object (%r)" % (entry["id"],
-                                                                                    entry["restore_point"])
+            return "is malformed: release %s: restore_point is not an object (%r)" % (
+                entry["id"], entry["restore_point"])
     return None
 
 

@@ -52,6 +52,7 @@ seealso:
     description: recovery_target_name, which a restore to the point sets.
     link: https://www.postgresql.org/docs/current/runtime-config-wal.html#RUNTIME-CONFIG-WAL-RECOVERY-TARGET
   - name: pgBackRest check command
+    description: What waits for the restore point's WAL to be archived.
     link: https://pgbackrest.org/command.html#command-check
 """
 
@@ -84,7 +85,7 @@ restore_point:
     stanza: {description: The stanza., type: str}
     name: {description: The restore point's name (recovery_target_name)., type: str}
     lsn: {description: Its WAL location., type: str}
-    time: {description: When it was made (the server's clock, UTC)., type: str}
+    time: {description: "When it was made (the server's clock, UTC).", type: str}
     set:
       description: The newest backup set when it was made (a recovery to it starts from this one or an older).
       type: str
