@@ -12,7 +12,7 @@ __metaclass__ = type
 
 import re
 
-from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import STANZA, base_argv
+from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest import STANZA, base_argv, current_db_id
 from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (
     LABEL,
     RESTORE_POINT,
@@ -49,8 +49,16 @@ def check_argv(pgbackrest, stanza, config, archive_timeout):
 
 
 def base_backup(entry):
-    """The newest good backup of the stanza (the one a recovery to a point made now starts from)."""
-    backups = good_backups(entry)
+    """The newest good backup of the stanza's current database (the one a recovery to a point made
+    now starts from; a backup from before a stanza-upgrade is of another cluster)."""
+    current = current_db_id(entry)
+    backups = [b for b in good_backups(entry) if (b.get("database") or {}).get("id") == current]
+    if not backups and good_backups(entry):
+        raise PointError(
+            "stanza %s has no backup of its current database (id %s; the backups there are of an earlier one, as "
+            "after a stanza-upgrade): a restore point could not be recovered. Take a full backup (pgbackrest "
+            "--stanza=%s --type=full backup) or use backup_method: dump. Nothing was changed"
+            % (entry.get("name"), current, entry.get("name")))
     if not backups:
         raise PointError(
             "stanza %s has no backup: a restore point can only be recovered from a backup taken before it. "

@@ -84,7 +84,7 @@ def target_problems(values):
             continue
         if given:
             found.append("%s=%s (only with restore_target=%s)" % (name, _show(values.get(name)), name[8:]))
-    if (target == "time" or values.get("restore_time") not in (None, "")) \
+    if (target == "time" or (target == "name" and values.get("restore_time") not in (None, ""))) \
             and parse_time(str(values.get("restore_time") or "")) is None:
         found.append("restore_time=%s (an ISO 8601 time with a timezone, e.g. 2026-12-01T23:40:32Z or "
                      "2026-12-01 23:40:32+01:00)" % _show(values.get("restore_time")))
@@ -181,6 +181,34 @@ def choose_backup(entry, target, target_epoch=None, wanted_set=None, repo=None):
                                             epoch_iso((oldest.get("timestamp") or {}).get("stop"))))
         return before[-1]
     return backups[-1]
+
+
+# Left free on the filesystem after a scratch cluster (or a dump) is written: the live server may
+# share it, and one that cannot write its WAL stops.
+ROOM_RESERVE = 0.05
+
+
+def room_problem(where, need_bytes, free_bytes, total_bytes, what):
+    """Why `where` has no room for `need_bytes` of `what` (keeping ROOM_RESERVE of the filesystem
+    free), or None."""
+    keep = int(total_bytes * ROOM_RESERVE)
+    if need_bytes is None or free_bytes - keep >= need_bytes:
+        return None
+    return ("not enough room in %s for %s: %d bytes needed and %d kept free (%d%% of the filesystem, which the "
+            "live server may share), %d bytes free. Nothing was changed; free some or point restore_scratch_base "
+            "elsewhere" % (where, what, need_bytes, keep, int(ROOM_RESERVE * 100), free_bytes))
+
+
+def free_space(path):
+    """(free bytes for an unprivileged writer, filesystem size) of the filesystem holding `path`."""
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+
+
+def stopped_at_point(recovery, name):
+    """Whether the server log says recovery stopped at restore point `name` (and not at the end of
+    the WAL, which an unreached target promotes at on PostgreSQL before 13)."""
+    return ('restore point "%s"' % name) in ((recovery or {}).get("stopped") or "")
 
 
 def epoch_iso(epoch):

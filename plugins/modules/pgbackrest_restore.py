@@ -171,6 +171,7 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     choose_for,
     config_files,
     decide,
+    free_space,
     layout,
     log_tail,
     marker_text,
@@ -188,7 +189,9 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore 
     recovery_from_log,
     repo_to_pin,
     restore_argv,
+    room_problem,
     scratch_problem,
+    stopped_at_point,
     target_spec,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.owned_paths import make_dir, write_new_file  # noqa: E402
@@ -326,11 +329,22 @@ def main():
         if action == "none":
             module.exit_json(timeline=state["timeline"], **result)
         result["changed"] = True
+        parent = os.path.dirname(p["scratch_dir"].rstrip("/"))
+        if os.path.isdir(parent):
+            problem = room_problem(parent, the_plan["backup"]["size_bytes"], *free_space(parent),
+                                   what="the scratch cluster (the backup's size)")
+            if problem:
+                module.fail_json(msg=problem, **result)
         if module.check_mode:
             module.exit_json(**result)
         probed = scratch.create(the_plan, pgbackrest, text)
         result.update(recovery=recovery_from_log(read_text(scratch.where["log"]) or ""),
                       timeline=probed.get("timeline"))
+        if p["target"] == "name" and not stopped_at_point(result["recovery"], text):
+            scratch.remove()
+            module.fail_json(msg="the scratch copy promoted without reaching restore point %s (%s), so it is not the "
+                             "database at that point; it was removed and nothing else was changed" % (
+                                 text, result["recovery"].get("stopped") or "the log names no stop"), **result)
         module.exit_json(**result)
     except CommandError as exc:
         runner.fail(error=exc, result=result)

@@ -47,6 +47,12 @@ options:
     description: Seconds C(pgbackrest check) waits for the segment to be archived.
     type: int
     default: 60
+  scratch_base:
+    description:
+      - Where a recovery to the point would build its scratch cluster (a rollback's or rescue's
+        C(restore_scratch_base)). When given, the point is refused, changing nothing, unless the filesystem there
+        has room for the cluster (the base backup's size) and a dump of O(db) (its size), with 5% of it left free.
+    type: path
 seealso:
   - name: PostgreSQL recovery targets
     description: recovery_target_name, which a restore to the point sets.
@@ -143,6 +149,10 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_point im
     point_name,
     record,
 )
+from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import (  # noqa: E402
+    free_space,
+    room_problem,
+)
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
 
@@ -163,12 +173,28 @@ def create_point(module, name):
     return lsn, made_at, version, source
 
 
+def room_for_recovery(module, backup):
+    """Why scratch_base has no room for a recovery to a point on `backup` (None when it has)."""
+    p = module.params
+    if not os.path.isdir(p["scratch_base"]):
+        return "scratch_base %s does not exist: a recovery to the point would have nowhere to go" % p["scratch_base"]
+    conn = pg_connection.connect(module, p, p["db"])
+    try:
+        db_bytes = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    finally:
+        conn.close()
+    need = ((backup.get("info") or {}).get("size") or 0) + db_bytes
+    return room_problem(p["scratch_base"], need, *free_space(p["scratch_base"]),
+                        what="a recovery to the point (the cluster and a dump of %s)" % p["db"])
+
+
 def main():
     module = AnsibleModule(
         argument_spec=argument_spec(**pg_connection.connection_argument_spec(
             db=dict(type="str", required=True),
             label=dict(type="str", required=True),
             archive_timeout=dict(type="int", default=60),
+            scratch_base=dict(type="path"),
         )),
         supports_check_mode=True,
     )
@@ -188,6 +214,10 @@ def main():
     pgbackrest = runner.bin("pgbackrest", explicit=p["pgbackrest"])
     try:
         backup = base_backup(read_info(runner, as_user, pgbackrest, p["stanza"], p["config"]))
+        if p["scratch_base"]:
+            room = room_for_recovery(module, backup)
+            if room:
+                runner.fail(room, result=result)
         result.update(changed=True, base_backup=backup.get("label"))
         if module.check_mode:
             module.exit_json(**result)

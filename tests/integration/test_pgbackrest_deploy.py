@@ -105,6 +105,25 @@ def test_deploy_backs_up_with_a_restore_point_and_rescue_and_rollback_recover_to
     (v2,) = [r for r in history()["releases"] if r["version"] == "v2" and r["status"] == "success"]
     print(json.dumps({"restore_point": v2["restore_point"]}, sort_keys=True))
 
+    # The history is the host's file: a restore point naming another stanza is refused, with nothing
+    # changed (the stanza given to pgBackRest is the inventory's).
+    path = os.path.join(root, "history.json")
+    kept = open(path).read()
+    tampered = json.loads(kept)
+    for release in tampered["releases"]:
+        if release["id"] == v2["id"]:
+            release["restore_point"]["stanza"] = "prod_other"
+    with open(path, "w") as fh:
+        json.dump(tampered, fh)
+    refused = playbook("rollback.yml", inventory, envvars=env, extravars={"rollback_db": "yes"})
+    assert not refused.ok
+    (failed,) = refused.failed_tasks()
+    assert failed["task"].startswith("Refuse a restore point of another stanza"), failed
+    assert "is of stanza prod_other, not %s (pgbackrest_stanza)" % host.stanza in failed["res"]["msg"]
+    assert get_json(url)[1]["version"] == "2.0.0" and columns() == "id,body,created_at,pinned"
+    with open(path, "w") as fh:
+        fh.write(kept)
+
     # A rollback with restore: check mode shows the recovery and changes nothing.
     preview = playbook("rollback.yml", inventory, envvars=env, check=True, extravars={"rollback_db": "yes"})
     assert preview.ok, preview.stdout[-5000:]

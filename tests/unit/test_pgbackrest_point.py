@@ -116,3 +116,37 @@ def test_a_tampered_point_in_the_history_is_refused_before_anything_runs():
     assert shape_problem({"releases": [{"id": "r1", "restore_point": "maestro-r1"}]}) == (
         "is malformed: release r1: restore_point is not an object ('maestro-r1')")
     assert shape_problem({"releases": [{"id": "r1", "restore_point": POINT}]}) is None
+
+
+def test_a_backup_from_before_a_stanza_upgrade_is_no_base_for_a_point():
+    upgraded = entry()
+    upgraded["db"] = list(upgraded["db"]) + [{"id": 2, "repo-key": 1, "system-id": 1, "version": "16"}]
+    with pytest.raises(PointError, match="has no backup of its current database \\(id 2; the backups there are of an "
+                                         "earlier one, as after a stanza-upgrade\\)"):
+        base_backup(upgraded)
+
+
+def test_room_for_a_recovery_keeps_a_share_of_the_filesystem_free():
+    from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import room_problem
+
+    gib = 1 << 30
+    assert room_problem("/var/backups/app", 10 * gib, free_bytes=20 * gib, total_bytes=100 * gib, what="x") is None
+    said = room_problem("/var/backups/app", 16 * gib, free_bytes=20 * gib, total_bytes=100 * gib,
+                        what="the scratch cluster")
+    assert said.startswith("not enough room in /var/backups/app for the scratch cluster: %d bytes needed and %d kept "
+                           "free (5%% of the filesystem" % (16 * gib, 5 * gib))
+    assert "Nothing was changed" in said
+
+
+def test_a_recovery_to_a_point_must_say_it_stopped_there():
+    from ansible_collections.maestro.deploy.plugins.module_utils.pgbackrest_restore import stopped_at_point
+
+    assert stopped_at_point({"stopped": 'recovery stopping at restore point "maestro-r1", time 2026-12-03 12:00'},
+                            "maestro-r1")
+    assert not stopped_at_point({"stopped": 'recovery stopping at restore point "maestro-r10", time x'}, "maestro-r1")
+    assert not stopped_at_point({"stopped": None}, "maestro-r1") and not stopped_at_point(None, "maestro-r1")
+
+
+def test_a_time_given_with_another_target_is_refused_once():
+    assert target_problems({"restore_target": "xid", "restore_xid": "7", "restore_time": "noon"}) == [
+        "restore_time=noon (only with restore_target=time)"]
