@@ -60,6 +60,9 @@ def run(env, size_mb):
         details["backups"][label] = {"wall_s": round(wall, 3), "module_duration_s": res.result.get("duration_s"),
                                      "size_bytes": res.result["size_bytes"], "options": opts}
 
+    # The guide's restore runs under the same probe as ours (a new connection every few ms costs
+    # CPU on 2 cores), once before ours and once after; the faster of the two is the reference.
+    manual_runs = [manual_restore(env, cluster, manual_file)]
     for label, source, opts in RESTORES:
         start = time.monotonic()
         with AvailabilityProbe(cluster.conninfo(DB)) as probe:
@@ -69,16 +72,35 @@ def run(env, size_mb):
         if res.failed:
             raise RuntimeError(f"pg_restore {label}: {res.result.get('msg')} {res.stderr[-1500:]}")
         count = int(cluster.psql("SELECT count(*) FROM orders", DB))
-        details["restores"][label] = dict(probe.summary(), wall_s=round(wall, 3), rows_after=count, options=opts)
+        # Where the time goes: the decompress | pg_restore commands (they run at once) and the rest
+        # (the backup's checksum, the row counts checked against its manifest, the swap).
+        commands = res.result.get("commands") or []
+        restore_s = max((c["duration_s"] for c in commands), default=0.0)
+        details["restores"][label] = dict(probe.summary(), wall_s=round(wall, 3), rows_after=count, options=opts,
+                                          restore_commands_s=round(restore_s, 3),
+                                          module_s=res.result.get("duration_s"),
+                                          commands=[{"cmd": c["cmd"][0], "duration_s": c["duration_s"]}
+                                                    for c in commands])
         if res.result.get("previous_db"):
             env.drop_db(res.result["previous_db"])
-
-    wall, marks = env.run_script("restore.sh", env.path("marks", "restore"), DB_NAME=DB, BACKUP=manual_file)
-    details["manual_restore"] = {"wall_s": round(wall, 3),
-                                 "unavailable_s": round(marks["restore_end"] - marks["drop_start"], 3),
-                                 "rows_after": int(cluster.psql("SELECT count(*) FROM orders", DB))}
+        cluster.psql(f'ALTER DATABASE "{DB}" OWNER TO "{cluster.app_user}"')
+    manual_runs.append(manual_restore(env, cluster, manual_file))
+    details["manual_restore"] = dict(min(manual_runs, key=lambda r: r["wall_s"]), runs=manual_runs)
     env.drop_db(DB)
     return details, rows_from(details)
+
+
+def manual_restore(env, cluster, backup):
+    """The guide's DROP/CREATE + gunzip | psql, under the probe ours runs under; the database is
+    owned by the app role again afterwards (the guide creates it as postgres)."""
+    with AvailabilityProbe(cluster.conninfo(DB)) as probe:
+        wall, marks = env.run_script("restore.sh", env.path("marks", "restore"), DB_NAME=DB, BACKUP=backup)
+    run = {"wall_s": round(wall, 3), "unavailable_s": round(marks["restore_end"] - marks["drop_start"], 3),
+           "probe_longest_gap_s": probe.summary().get("unavailable_s"),
+           "rows_after": int(cluster.psql("SELECT count(*) FROM orders", DB))}
+    cluster.psql(f'ALTER DATABASE "{DB}" OWNER TO "{cluster.app_user}"')
+    cluster.psql(f'ALTER TABLE orders OWNER TO "{cluster.app_user}"', DB)
+    return run
 
 
 def rows_from(d):
@@ -107,7 +129,10 @@ def rows_from(d):
     for i, (label, res) in enumerate(d["restores"].items()):
         target = "no slower than psql replay (≤1.0)" if i == 0 else ""
         rows.append(row(b, f"restore time, {label}", "s", manual_r["wall_s"], res["wall_s"], target,
-                        limit=1.0 if i == 0 else None, note="manual = DROP/CREATE + gunzip|psql"))
+                        limit=1.0 if i == 0 else None,
+                        note=f"manual = DROP/CREATE + gunzip|psql, best of 2, same probe; ours: "
+                             f"restore commands {res.get('restore_commands_s', '?')} s, checksum + row "
+                             f"counts + swap {round(res['wall_s'] - res.get('restore_commands_s', 0), 2)} s"))
     res = d["restores"][RESTORES[0][0]]
     rows.append(row(b, "database unavailable during restore (default swap)", "s", manual_r["unavailable_s"],
                     res["unavailable_s"], "≤ 1 s", absolute=1.0,

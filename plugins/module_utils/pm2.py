@@ -435,3 +435,25 @@ def pid_alive(pid):
     except OSError:
         return False
     return True
+
+
+def daemon_running(home):
+    """Whether a PM2 daemon runs in `home` (its pid file names a live process); never starts one."""
+    try:
+        with open(os.path.join(home, "pm2.pid")) as fh:
+            pid = int(fh.read().strip())
+    except (IOError, OSError, ValueError):
+        return False
+    return pid_alive(pid)
+
+
+def describe(proc):
+    """One instance of `pm2 jlist` as the _info modules return it: no environment."""
+    env = proc.get("pm2_env") or {}
+    pid = proc.get("pid") or 0
+    args = env.get("args") or []
+    return dict(pm_id=proc.get("pm_id"), pid=pid, status=env.get("status", "unknown"),
+                restarts=env.get("restart_time", 0),
+                exec_mode=(env.get("exec_mode") or "").replace("_mode", ""),
+                cwd=running_dir(pid, env.get("pm_cwd")), pm_cwd=env.get("pm_cwd"),
+                exec_path=env.get("pm_exec_path"), args=[str(a) for a in args] if isinstance(args, list) else [])

@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import fcntl
 import json
 import os
 import re
@@ -95,6 +96,17 @@ def shape_problem(data):
             return "is malformed: release %s: restore_point is not an object (%r)" % (
                 entry["id"], entry["restore_point"])
     return None
+
+
+def hold_writer_lock(directory):
+    """Take an exclusive flock on the app root, held until this process ends, so that writers of
+    the history go one at a time (a read-modify-write never loses another's). Returns its fd."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None  # no app root yet: nothing else can be writing in it
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
 
 
 def save(path, data):

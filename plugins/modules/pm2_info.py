@@ -104,10 +104,10 @@ from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noqa: E402
     Pm2OutputError,
     app_processes,
+    daemon_running,
+    describe,
     forget_deploy_session_name,
     parse_jlist,
-    pid_alive,
-    running_dir,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import (  # noqa: E402
     app_root_problem,
@@ -115,26 +115,6 @@ from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import ( 
     is_within,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
-
-
-def daemon_running(home):
-    try:
-        with open(os.path.join(home, "pm2.pid")) as fh:
-            pid = int(fh.read().strip())
-    except (IOError, OSError, ValueError):
-        return False
-    return pid_alive(pid)
-
-
-def describe(proc):
-    env = proc.get("pm2_env") or {}
-    pid = proc.get("pid") or 0
-    args = env.get("args") or []
-    return dict(pm_id=proc.get("pm_id"), pid=pid, status=env.get("status", "unknown"),
-                restarts=env.get("restart_time", 0),
-                exec_mode=(env.get("exec_mode") or "").replace("_mode", ""),
-                cwd=running_dir(pid, env.get("pm_cwd")), pm_cwd=env.get("pm_cwd"),
-                exec_path=env.get("pm_exec_path"), args=[to_native(a) for a in args] if isinstance(args, list) else [])
 
 
 def main():

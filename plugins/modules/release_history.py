@@ -161,57 +161,63 @@ def main():
     if os.path.realpath(app_root) == "/":
         module.fail_json(msg="app_root=%r: refusing to manage releases at the filesystem root" % app_root)
     path = os.path.join(app_root, "history.json")
+    # A no-op deploy records its event without the deploy lock (live_version): writers take turns.
+    writer_lock = rh.hold_writer_lock(app_root) if p["state"] == "present" and not module.check_mode else None
     try:
-        data = rh.load(path)
-    except rh.HistoryError as exc:
-        module.fail_json(msg=str(exc))
-    current_id = current_release_id(app_root)
-    result = dict(changed=False, history_file=path)
+        try:
+            data = rh.load(path)
+        except rh.HistoryError as exc:
+            module.fail_json(msg=str(exc))
+        current_id = current_release_id(app_root)
+        result = dict(changed=False, history_file=path)
 
-    try:
-        if p["state"] == "present":
-            before = copy.deepcopy(data)
-            if p["release"]:
-                result["changed"] |= rh.upsert(data, p["release"])
-            if p["event"]:
-                data["events"].append(p["event"])
-                result["changed"] = True
-            if result["changed"]:
-                if module._diff and p["release"]:
-                    result["diff"] = dict(before=rh.find(before, p["release"]["id"]) or {},
-                                          after=rh.find(data, p["release"]["id"]))
+        try:
+            if p["state"] == "present":
+                before = copy.deepcopy(data)
+                if p["release"]:
+                    result["changed"] |= rh.upsert(data, p["release"])
+                if p["event"]:
+                    data["events"].append(p["event"])
+                    result["changed"] = True
+                if result["changed"]:
+                    if module._diff and p["release"]:
+                        result["diff"] = dict(before=rh.find(before, p["release"]["id"]) or {},
+                                              after=rh.find(data, p["release"]["id"]))
+                    if not module.check_mode:
+                        if not os.path.isdir(app_root):
+                            os.makedirs(app_root, 0o755)
+                        rh.save(path, data)
+            elif p["state"] == "pruned":
+                releases_dir = os.path.join(app_root, "releases")
+                existing = set(n for n in os.listdir(releases_dir)) if os.path.isdir(releases_dir) else set()
+                delete, kept, unknown = rh.prune_plan(data, existing, p["keep"], current_id, os.path.exists)
+                result.update(pruned=delete, kept=kept, unknown_dirs=unknown, changed=bool(delete))
                 if not module.check_mode:
-                    if not os.path.isdir(app_root):
-                        os.makedirs(app_root, 0o755)
-                    rh.save(path, data)
-        elif p["state"] == "pruned":
-            releases_dir = os.path.join(app_root, "releases")
-            existing = set(n for n in os.listdir(releases_dir)) if os.path.isdir(releases_dir) else set()
-            delete, kept, unknown = rh.prune_plan(data, existing, p["keep"], current_id, os.path.exists)
-            result.update(pruned=delete, kept=kept, unknown_dirs=unknown, changed=bool(delete))
-            if not module.check_mode:
-                for name in delete:
-                    target = os.path.join(releases_dir, name)
-                    if os.path.realpath(target).startswith(os.path.realpath(releases_dir) + os.sep):
-                        shutil.rmtree(target)
-        else:
-            try:
-                target = rh.rollback_target(data, current_id, p["rollback_to"])
-                result["target"] = target
-                result["between"] = rh.releases_between(data, target["id"], current_id)
-            except rh.HistoryError as exc:
-                if p["rollback_to"]:
-                    raise
-                result.update(target=None, target_error=str(exc))
-    except rh.HistoryError as exc:
-        module.fail_json(msg=str(exc), **result)
+                    for name in delete:
+                        target = os.path.join(releases_dir, name)
+                        if os.path.realpath(target).startswith(os.path.realpath(releases_dir) + os.sep):
+                            shutil.rmtree(target)
+            else:
+                try:
+                    target = rh.rollback_target(data, current_id, p["rollback_to"])
+                    result["target"] = target
+                    result["between"] = rh.releases_between(data, target["id"], current_id)
+                except rh.HistoryError as exc:
+                    if p["rollback_to"]:
+                        raise
+                    result.update(target=None, target_error=str(exc))
+        except rh.HistoryError as exc:
+            module.fail_json(msg=str(exc), **result)
 
-    current = rh.find(data, current_id) if current_id else None
-    previous = rh.previous_of(data, current_id)
-    result.update(current=current or ({"id": current_id} if current_id else None), previous=previous,
-                  live=rh.live_release(data, current_id),
-                  releases=data["releases"], events=data["events"][-20:])
-    module.exit_json(**result)
+        current = rh.find(data, current_id) if current_id else None
+        previous = rh.previous_of(data, current_id)
+        result.update(current=current or ({"id": current_id} if current_id else None), previous=previous,
+                      live=rh.live_release(data, current_id),
+                      releases=data["releases"], events=data["events"][-20:])
+        module.exit_json(**result)
+    finally:  # exit_json and fail_json raise SystemExit; Mitogen may keep this interpreter
+        if writer_lock is not None:
+            os.close(writer_lock)
 
 
 if __name__ == "__main__":

@@ -149,6 +149,11 @@ def test_same_version_twice_changes_nothing_but_history(deploy_env):
     run = env.deploy("v1")
     assert_ok(run)
     assert "No change" in run.stdout
+    # the fast no-op: no lock, no fetch, no reload, no database check (roles/preflight/tasks/live.yml)
+    assert "Nothing was locked, fetched or reloaded" in run.stdout, run.stdout[-3000:]
+    ran = {r["task"] for r in run.task_results(ran=True)}
+    assert not ran & {"Take the deploy lock on this host", "Fetch the latest refs into the mirror",
+                      "Reload the app on the release", "Check that the database answers and a backup fits"}, ran
     assert sorted(os.listdir(os.path.join(env.app_root, "releases"))) == releases_before
     assert len(env.history()["releases"]) == 1
     assert env.history()["events"][-1]["type"] == "noop"
@@ -158,6 +163,19 @@ def test_same_version_twice_changes_nothing_but_history(deploy_env):
     changed = [r for r in run.task_results() if r["res"].get("changed")]
     assert all(r["task"] in ("Record the release in the history", "Release the deploy lock",
                              "Take the deploy lock on this host") for r in changed), changed
+    assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
+
+
+def test_same_version_with_a_lock_left_behind_takes_the_full_path(deploy_env):
+    """A lock file (another run, or a lost one) sends a no-op through preflight, which judges it."""
+    env = deploy_env
+    assert_ok(env.deploy("v1"))
+    with open(os.path.join(env.app_root, ".deploy.lock"), "w") as fh:
+        fh.write("{}")  # not a lock preflight can read: it refuses, naming the file
+    run = env.deploy("v1")
+    assert "Nothing was locked" not in run.stdout
+    assert "Take the deploy lock on this host" in {r["task"] for r in run.task_results(ran=True)}
+    assert env.health()["revision"] == env.shas["v1"]  # still serving
 
 
 def test_failing_migration_leaves_v1_serving_and_unlocks(deploy_env):

@@ -156,3 +156,31 @@ def test_live_release_is_never_a_failed_current():
     assert rh.live_release(data, "r1")["id"] == "r1"
     assert rh.live_release(history(), None) is None
     assert rh.live_release(history(("r1", "success"), ("r2", "rolled_back")), "r9")["id"] == "r2"
+
+
+def test_history_writers_take_turns(tmp_path):
+    """The fast no-op records its event without the deploy lock: a write waits for one in progress
+    (a flock on the app root), then lands beside it, and the lock is gone when the module ends."""
+    import fcntl
+    import os
+    import time
+
+    from tests.support.modrun import finish_module, start_module
+
+    root = tmp_path / "app"
+    root.mkdir()
+    holder = os.open(str(root), os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another writer, mid read-modify-write
+    proc = start_module("release_history", dict(app_root=str(root), state="present",
+                                                 event={"type": "noop", "release_id": "R1"}), tmp_path)
+    time.sleep(1.0)
+    assert proc.poll() is None, "the write did not wait for the one in progress"
+    assert not (root / "history.json").exists()
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    os.close(holder)
+    done = finish_module(proc, timeout=30)
+    assert not done.failed, done.result
+    assert [e["type"] for e in rh.load(str(root / "history.json"))["events"]] == ["noop"]
+    again = os.open(str(root), os.O_RDONLY)
+    fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: raises BlockingIOError if still held
+    os.close(again)

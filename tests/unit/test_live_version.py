@@ -1,0 +1,190 @@
+"""The fast no-op's check (live_version): what it asks git and PM2 (exact argv), in which order,
+and that any doubt answers "not live" so that the deploy takes its full path."""
+
+import json
+import os
+
+import pytest
+from ansible_collections.maestro.deploy.plugins.module_utils import live_version as lv
+from ansible_collections.maestro.deploy.plugins.modules import live_version
+
+SHA = "de33231bc1" + "0" * 30
+OTHER = "ab" * 20
+REPO = "https://git.example/app.git"
+
+
+def test_ref_patterns_ask_for_the_peeled_tag_then_the_tag_then_the_branch():
+    assert lv.ref_patterns("v2") == ["refs/tags/v2^{}", "refs/tags/v2", "refs/heads/v2"]
+    assert lv.ref_patterns("release/2.3") == ["refs/tags/release/2.3^{}", "refs/tags/release/2.3",
+                                              "refs/heads/release/2.3"]
+    assert lv.ref_patterns("HEAD") == ["HEAD"]
+    for revision_syntax in ("main~1", "v2^", "a..b", "main@{1}", "x:y", "v*", "x.lock", ""):
+        assert lv.ref_patterns(revision_syntax) == [], revision_syntax
+
+
+def test_the_first_pattern_present_in_ls_remote_wins():
+    out = "%s\trefs/heads/v2\n%s\trefs/tags/v2\n%s\trefs/tags/v2^{}\n" % (OTHER, "cd" * 20, SHA)
+    assert lv.sha_from_ls_remote(out, lv.ref_patterns("v2")) == SHA  # annotated tag: its commit
+    assert lv.sha_from_ls_remote("%s\trefs/heads/v2\n" % OTHER, lv.ref_patterns("v2")) == OTHER
+    assert lv.sha_from_ls_remote("deadbeef\trefs/tags/v2\nnot a line\n", lv.ref_patterns("v2")) is None
+
+
+def test_versions_the_check_cannot_resolve_are_left_to_the_full_path():
+    assert lv.version_problem("v2") is None and lv.version_problem(SHA[:12]) is None
+    assert "empty" in lv.version_problem("")
+    assert "preflight" in lv.version_problem("--upload-pack=x")
+    assert "preflight" in lv.version_problem("v 2")
+    assert "neither" in lv.version_problem("main~1")
+
+
+ENTRY = {"id": "R1", "version": "v2", "sha": SHA, "status": "success"}
+ONLINE = [{"status": "online", "alive": True, "cwd": "/srv/app/releases/R1"},
+          {"status": "online", "alive": True, "cwd": "/srv/app/releases/R1/sub"}]
+
+
+@pytest.mark.parametrize("change, reason", [
+    (dict(lock_present=True), "a deploy lock is present"),
+    (dict(current_id=None), "nothing is deployed yet"),
+    (dict(entry=None), "the history does not know"),
+    (dict(entry=dict(ENTRY, status="failed")), "has status failed"),
+    (dict(sha=OTHER), "app_version is abababab"),
+    (dict(instances=[]), "PM2 runs no process"),
+    (dict(instances=[dict(ONLINE[0], status="stopped"), ONLINE[1]]), "1 of 2 PM2 instances are not online"),
+    (dict(instances=[dict(ONLINE[0], alive=False)]), "1 of 1 PM2 instances are not online"),
+    (dict(instances=[dict(ONLINE[0], cwd="/srv/app/releases/R0")]), "do not run from /srv/app/releases/R1"),
+    (dict(instances=[dict(ONLINE[0], cwd="/srv/app/releases/R10")]), "do not run from"),
+    (dict(expected_count=3), "PM2 runs 2 instances, app_instances is 3"),
+])
+def test_any_doubt_is_not_live(change, reason):
+    args = dict(lock_present=False, current_id="R1", entry=ENTRY, sha=SHA, instances=ONLINE,
+                release_dir="/srv/app/releases/R1", expected_count=2)
+    args.update(change)
+    live, said = lv.decide(**args)
+    assert not live and reason in said, said
+
+
+def test_the_live_version_is_live():
+    assert lv.decide(False, "R1", ENTRY, SHA, ONLINE, "/srv/app/releases/R1", 2) == (
+        True, "v2 (de33231bc1) is the current release R1; 2 PM2 instance(s) online in it")
+
+
+# -- the module on a host laid out in tmp_path, git and PM2 answered by a fake run_command --------
+
+class Exit(Exception):
+    pass
+
+
+class FakeModule:
+    def __init__(self, params, answers):
+        self.params = params
+        self.answers = answers
+        self.check_mode = False
+        self.calls = []
+        self.result = None
+
+    def run_command(self, args, **kwargs):
+        self.calls.append(args)
+        for prefix, answer in self.answers:
+            if args[len(args) - len(prefix):] == prefix or args[:len(prefix)] == prefix:
+                return answer
+        raise AssertionError("unexpected command %r" % (args,))
+
+    def get_bin_path(self, name, required=False, opt_dirs=None):
+        return "/usr/bin/" + name
+
+    def exit_json(self, **kwargs):
+        self.result = kwargs
+        raise Exit()
+
+    def fail_json(self, **kwargs):
+        self.result = dict(kwargs, failed=True)
+        raise Exit()
+
+
+@pytest.fixture
+def host(tmp_path, monkeypatch):
+    root = tmp_path / "app"
+    release = root / "releases" / "R1"
+    release.mkdir(parents=True)
+    (root / "repo").mkdir()
+    os.symlink(str(release), str(root / "current"))
+    (root / "history.json").write_text(json.dumps({"releases": [ENTRY], "events": []}))
+    home = tmp_path / "pm2home"
+    home.mkdir()
+    (home / "pm2.pid").write_text(str(os.getpid()))
+    pm2 = tmp_path / "pm2"
+    pm2.write_text("#!/bin/sh\n")
+    pm2.chmod(0o755)
+    monkeypatch.chdir(release)  # the instance below is this process: /proc/self/cwd is the release
+    return dict(root=str(root), home=str(home), pm2=str(pm2), release=os.path.realpath(str(release)))
+
+
+def run(monkeypatch, host, remote_sha=SHA, version="v2", more=(), **extra):
+    params = dict(app_root=host["root"], name="app", version=version, repo=REPO, instances=None,
+                  pm2=host["pm2"], pm2_home=host["home"])
+    params.update(extra)
+    jlist = [{"name": "app", "pm_id": 0, "pid": os.getpid(),
+              "pm2_env": {"status": "online", "pm_cwd": host["root"] + "/current", "exec_mode": "fork_mode"}},
+             {"name": "other", "pm_id": 1, "pid": 1, "pm2_env": {"status": "stopped"}}]
+    answers = [(["config", "--get", "remote.origin.url"], (0, REPO + "\n", "")),
+               (["/usr/bin/git", "-C", host["root"] + "/repo", "ls-remote"],
+                (0, "%s\trefs/tags/v2\n" % remote_sha, "")),
+               ([host["pm2"], "jlist"], (0, json.dumps(jlist), ""))]
+    fake = FakeModule(params, list(more) + answers)
+    monkeypatch.setattr(live_version, "AnsibleModule", lambda **spec: fake)
+    with pytest.raises(Exit):
+        live_version.main()
+    return fake
+
+
+def test_the_live_version_reads_git_then_pm2_and_changes_nothing(monkeypatch, host):
+    fake = run(monkeypatch, host)
+    mirror = host["root"] + "/repo"
+    assert fake.calls == [
+        ["/usr/bin/git", "-C", mirror, "config", "--get", "remote.origin.url"],
+        ["/usr/bin/git", "-C", mirror, "ls-remote", "--quiet", "origin", "refs/tags/v2^{}", "refs/tags/v2",
+         "refs/heads/v2"],
+        [host["pm2"], "jlist"],
+    ]
+    result = fake.result
+    assert result["already_live"] is True and result["changed"] is False, result
+    assert result["sha"] == SHA and result["release"]["id"] == "R1"
+    assert result["instances"] == [{"pm_id": 0, "status": "online", "cwd": host["release"]}]
+
+
+def test_a_moved_ref_is_not_live_and_pm2_is_not_asked(monkeypatch, host):
+    fake = run(monkeypatch, host, remote_sha=OTHER)
+    assert fake.result["already_live"] is False and fake.result["sha"] == OTHER
+    assert "app_version is abababab" in fake.result["reason"]
+    assert [c[-1] for c in fake.calls] == ["remote.origin.url", "refs/heads/v2"]
+
+
+def test_a_lock_file_answers_before_any_command(monkeypatch, host):
+    open(os.path.join(host["root"], ".deploy.lock"), "w").close()
+    fake = run(monkeypatch, host)
+    assert fake.result["already_live"] is False and "lock" in fake.result["reason"] and fake.calls == []
+
+
+def test_a_commit_id_is_looked_up_in_the_mirror_as_it_is(monkeypatch, host):
+    mirror = host["root"] + "/repo"
+    rev_parse = ["/usr/bin/git", "-C", mirror, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                 SHA[:12] + "^{commit}"]
+    fake = run(monkeypatch, host, version=SHA[:12], remote_sha=OTHER, more=[(rev_parse, (0, SHA + "\n", ""))])
+    # no ref of that name on the remote: the id resolves in the mirror, not fetched
+    assert fake.calls[1][3:6] == ["ls-remote", "--quiet", "origin"] and fake.calls[2] == rev_parse
+    assert fake.result["already_live"] is True and fake.result["sha"] == SHA
+
+
+def test_a_mirror_of_another_url_is_not_live(monkeypatch, host):
+    fake = run(monkeypatch, host, repo="https://git.example/other.git")
+    assert fake.result["already_live"] is False and "does not fetch from app_repo" in fake.result["reason"]
+    assert len(fake.calls) == 1
+
+
+def test_a_current_link_outside_releases_is_not_live(monkeypatch, host, tmp_path):
+    elsewhere = tmp_path / "R1"
+    elsewhere.mkdir()
+    os.unlink(os.path.join(host["root"], "current"))
+    os.symlink(str(elsewhere), os.path.join(host["root"], "current"))
+    fake = run(monkeypatch, host)
+    assert fake.result["already_live"] is False and "outside" in fake.result["reason"] and fake.calls == []
