@@ -61,33 +61,56 @@ def run(env, size_mb):
                                      "size_bytes": res.result["size_bytes"], "options": opts}
 
     # The guide's restore runs under the same probe as ours (a new connection every few ms costs
-    # CPU on 2 cores), once before ours and once after; the faster of the two is the reference.
-    manual_runs = [manual_restore(env, cluster, manual_file)]
-    for label, source, opts in RESTORES:
-        start = time.monotonic()
-        with AvailabilityProbe(cluster.conninfo(DB)) as probe:
-            args = conn_args(cluster, DB, src=made[source], src_dir=os.path.dirname(made[source]), **opts)
-            res = run_module("pg_restore", args, work, timeout=3600)
-        wall = time.monotonic() - start
-        if res.failed:
-            raise RuntimeError(f"pg_restore {label}: {res.result.get('msg')} {res.stderr[-1500:]}")
-        count = int(cluster.psql("SELECT count(*) FROM orders", DB))
-        # Where the time goes: the decompress | pg_restore commands (they run at once) and the rest
-        # (the backup's checksum, the row counts checked against its manifest, the swap).
-        commands = res.result.get("commands") or []
-        restore_s = max((c["duration_s"] for c in commands), default=0.0)
-        details["restores"][label] = dict(probe.summary(), wall_s=round(wall, 3), rows_after=count, options=opts,
-                                          restore_commands_s=round(restore_s, 3),
-                                          module_s=res.result.get("duration_s"),
-                                          commands=[{"cmd": c["cmd"][0], "duration_s": c["duration_s"]}
-                                                    for c in commands])
-        if res.result.get("previous_db"):
-            env.drop_db(res.result["previous_db"])
-        cluster.psql(f'ALTER DATABASE "{DB}" OWNER TO "{cluster.app_user}"')
-    manual_runs.append(manual_restore(env, cluster, manual_file))
+    # CPU on 2 cores); every restore starts from a quiet server (a restored table is vacuumed
+    # and analyzed by autovacuum right after, which slowed whichever restore came next); the
+    # guide's and our default run twice, interleaved, and the faster of each is compared.
+    manual_runs = []
+    for label, source, opts in [RESTORES[0]] + RESTORES:
+        settle(cluster)
+        if not manual_runs or (label == RESTORES[0][0] and len(manual_runs) < 2):
+            manual_runs.append(manual_restore(env, cluster, manual_file))
+            settle(cluster)
+        measured = restore_once(env, cluster, made[source], opts, work)
+        earlier = details["restores"].get(label)
+        if earlier is None or measured["wall_s"] < earlier["wall_s"]:
+            details["restores"][label] = dict(measured, runs=(earlier or {}).get("runs", []) + [measured["wall_s"]])
+        else:
+            earlier["runs"].append(measured["wall_s"])
     details["manual_restore"] = dict(min(manual_runs, key=lambda r: r["wall_s"]), runs=manual_runs)
     env.drop_db(DB)
     return details, rows_from(details)
+
+
+def settle(cluster, limit_s=180):
+    """Wait until no autovacuum worker runs (or limit_s), then checkpoint: a quiet start."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        busy = cluster.psql("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+        if busy == "0":
+            break
+        time.sleep(0.5)
+    cluster.psql("CHECKPOINT")
+
+
+def restore_once(env, cluster, source, opts, work):
+    """One pg_restore (swap) of `source` under the probe; the copy it set aside is dropped."""
+    start = time.monotonic()
+    with AvailabilityProbe(cluster.conninfo(DB)) as probe:
+        args = conn_args(cluster, DB, src=source, src_dir=os.path.dirname(source), **opts)
+        res = run_module("pg_restore", args, work, timeout=3600)
+    wall = time.monotonic() - start
+    if res.failed:
+        raise RuntimeError(f"pg_restore {opts}: {res.result.get('msg')} {res.stderr[-1500:]}")
+    count = int(cluster.psql("SELECT count(*) FROM orders", DB))
+    # Where the time goes: the decompress | pg_restore commands (they run at once) and the rest
+    # (the backup's checksum, the row counts checked against its manifest, the swap).
+    commands = res.result.get("commands") or []
+    restore_s = max((c["duration_s"] for c in commands), default=0.0)
+    if res.result.get("previous_db"):
+        env.drop_db(res.result["previous_db"])
+    return dict(probe.summary(), wall_s=round(wall, 3), rows_after=count, options=opts,
+                restore_commands_s=round(restore_s, 3), module_s=res.result.get("duration_s"),
+                commands=[{"cmd": c["cmd"][0], "duration_s": c["duration_s"]} for c in commands])
 
 
 def manual_restore(env, cluster, backup):
@@ -130,7 +153,8 @@ def rows_from(d):
         target = "no slower than psql replay (≤1.0)" if i == 0 else ""
         rows.append(row(b, f"restore time, {label}", "s", manual_r["wall_s"], res["wall_s"], target,
                         limit=1.0 if i == 0 else None,
-                        note=f"manual = DROP/CREATE + gunzip|psql, best of 2, same probe; ours: "
+                        note=f"manual = DROP/CREATE + gunzip|psql, best of 2; "
+                             f"ours best of {len(res.get('runs', [1]))}; "
                              f"restore commands {res.get('restore_commands_s', '?')} s, checksum + row "
                              f"counts + swap {round(res['wall_s'] - res.get('restore_commands_s', 0), 2)} s"))
     res = d["restores"][RESTORES[0][0]]
