@@ -18,18 +18,24 @@ import re
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import is_within
 
 SHA_RE = re.compile(r"[0-9a-f]{7,40}\Z")
+FULL_SHA_RE = re.compile(r"[0-9a-f]{40}\Z")
+# HEAD, FETCH_HEAD, ORIG_HEAD...: rev-parse reads these from the repository directory first.
+PSEUDO_REF_RE = re.compile(r"(\A|/)[A-Z_]*HEAD\Z")
 # A ref name ls-remote can be asked for exactly: no revision syntax (~ ^ : @{ ..), no glob.
 REF_NAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*\Z")
 
 
 def ref_patterns(version):
-    """The refs `git ls-remote` is asked for, in the order rev-parse prefers them (tags, then
-    branches); [] when the version is no plain ref name (a sha, or revision syntax)."""
-    if version == "HEAD":
-        return ["HEAD"]
+    """The refs `git ls-remote` is asked for, in the order rev-parse prefers them after the full
+    path's fetch (refs/<name>, then tags, then branches); [] when the version is no plain ref name
+    (a full commit id, revision syntax, or a name git reads from the repository directory first,
+    such as HEAD or FETCH_HEAD, which the mirror and the remote may disagree on)."""
+    if FULL_SHA_RE.match(version) or PSEUDO_REF_RE.search(version):
+        return []
     if not REF_NAME_RE.match(version) or ".." in version or version.endswith((".lock", "/", ".")):
         return []
-    return ["refs/tags/%s^{}" % version, "refs/tags/%s" % version, "refs/heads/%s" % version]
+    return ["refs/%s" % version, "refs/tags/%s^{}" % version, "refs/tags/%s" % version,
+            "refs/heads/%s" % version]
 
 
 def sha_from_ls_remote(output, patterns):
@@ -52,7 +58,7 @@ def version_problem(version):
     if version.startswith("-") or re.search(r"[^!-~]", version):
         return "app_version is not a git ref preflight accepts"
     if not ref_patterns(version) and not SHA_RE.match(version):
-        return "app_version %s is neither a tag, a branch nor a commit id" % version
+        return "app_version %s is neither a tag, a branch nor a commit id (the full path resolves it)" % version
     return None
 
 

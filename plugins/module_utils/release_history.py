@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import tempfile
+import time
 
 RELEASE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 SERVED = ("success", "rolled_back")  # releases that served successfully at some point
@@ -98,15 +99,36 @@ def shape_problem(data):
     return None
 
 
-def hold_writer_lock(directory):
-    """Take an exclusive flock on the app root, held until this process ends, so that writers of
-    the history go one at a time (a read-modify-write never loses another's). Returns its fd."""
+def hold_writer_lock(directory, wait_s=20.0):
+    """Take an exclusive flock on the app root, held until released by the caller, so that
+    writers of the history go one at a time (a read-modify-write never loses another's).
+
+    Returns (fd, warning). Anyone who can open the directory can hold such a lock, so it is
+    waited for at most `wait_s`; then, or when it cannot be taken at all, the write goes on
+    without it (as before there was one) and the warning says so. fd is None when not held.
+    """
     try:
         fd = os.open(directory, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return None  # no app root yet: nothing else can be writing in it
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    return fd
+    except FileNotFoundError:
+        return None, None  # no app root yet: nothing else can be writing in it
+    except OSError as exc:
+        return None, "the history was written without its writer lock: cannot open %s (%s)" % (
+            directory, exc.strerror or exc)
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd, None
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return None, ("the history was written without its writer lock: another process held "
+                              "a lock on %s for %ds" % (directory, wait_s))
+            time.sleep(0.1)
+        except OSError as exc:
+            os.close(fd)
+            return None, "the history was written without its writer lock: flock on %s failed (%s)" % (
+                directory, exc.strerror or exc)
 
 
 def save(path, data):

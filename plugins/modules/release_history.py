@@ -162,7 +162,10 @@ def main():
         module.fail_json(msg="app_root=%r: refusing to manage releases at the filesystem root" % app_root)
     path = os.path.join(app_root, "history.json")
     # A no-op deploy records its event without the deploy lock (live_version): writers take turns.
-    writer_lock = rh.hold_writer_lock(app_root) if p["state"] == "present" and not module.check_mode else None
+    writer_lock, lock_warning = (rh.hold_writer_lock(app_root) if p["state"] == "present" and not module.check_mode
+                                 else (None, None))
+    if lock_warning:
+        module.warn(lock_warning)
     try:
         try:
             data = rh.load(path)

@@ -13,11 +13,15 @@ OTHER = "ab" * 20
 REPO = "https://git.example/app.git"
 
 
-def test_ref_patterns_ask_for_the_peeled_tag_then_the_tag_then_the_branch():
-    assert lv.ref_patterns("v2") == ["refs/tags/v2^{}", "refs/tags/v2", "refs/heads/v2"]
-    assert lv.ref_patterns("release/2.3") == ["refs/tags/release/2.3^{}", "refs/tags/release/2.3",
-                                              "refs/heads/release/2.3"]
-    assert lv.ref_patterns("HEAD") == ["HEAD"]
+def test_ref_patterns_ask_in_rev_parse_order_refs_name_then_tags_then_branches():
+    assert lv.ref_patterns("v2") == ["refs/v2", "refs/tags/v2^{}", "refs/tags/v2", "refs/heads/v2"]
+    assert lv.ref_patterns("release/2.3") == ["refs/release/2.3", "refs/tags/release/2.3^{}",
+                                              "refs/tags/release/2.3", "refs/heads/release/2.3"]
+    # read from the repository directory first (the mirror's HEAD is the clone's, not the remote's)
+    for pseudo in ("HEAD", "FETCH_HEAD", "ORIG_HEAD", "x/HEAD"):
+        assert lv.ref_patterns(pseudo) == [], pseudo
+    assert lv.ref_patterns(SHA) == []  # a full id is an object name to rev-parse, whatever refs say
+    assert lv.ref_patterns(SHA[:12]) != []  # a short one: a ref of that name wins, as in rev-parse
     for revision_syntax in ("main~1", "v2^", "a..b", "main@{1}", "x:y", "v*", "x.lock", ""):
         assert lv.ref_patterns(revision_syntax) == [], revision_syntax
 
@@ -35,6 +39,8 @@ def test_versions_the_check_cannot_resolve_are_left_to_the_full_path():
     assert "preflight" in lv.version_problem("--upload-pack=x")
     assert "preflight" in lv.version_problem("v 2")
     assert "neither" in lv.version_problem("main~1")
+    assert "neither" in lv.version_problem("HEAD")
+    assert lv.version_problem(SHA) is None
 
 
 ENTRY = {"id": "R1", "version": "v2", "sha": SHA, "status": "success"}
@@ -142,8 +148,8 @@ def test_the_live_version_reads_git_then_pm2_and_changes_nothing(monkeypatch, ho
     mirror = host["root"] + "/repo"
     assert fake.calls == [
         ["/usr/bin/git", "-C", mirror, "config", "--get", "remote.origin.url"],
-        ["/usr/bin/git", "-C", mirror, "ls-remote", "--quiet", "origin", "refs/tags/v2^{}", "refs/tags/v2",
-         "refs/heads/v2"],
+        ["/usr/bin/git", "-C", mirror, "ls-remote", "--quiet", "origin", "refs/v2", "refs/tags/v2^{}",
+         "refs/tags/v2", "refs/heads/v2"],
         [host["pm2"], "jlist"],
     ]
     result = fake.result
@@ -173,6 +179,22 @@ def test_a_commit_id_is_looked_up_in_the_mirror_as_it_is(monkeypatch, host):
     # no ref of that name on the remote: the id resolves in the mirror, not fetched
     assert fake.calls[1][3:6] == ["ls-remote", "--quiet", "origin"] and fake.calls[2] == rev_parse
     assert fake.result["already_live"] is True and fake.result["sha"] == SHA
+
+
+def test_a_full_commit_id_is_not_asked_of_the_remote(monkeypatch, host):
+    mirror = host["root"] + "/repo"
+    rev_parse = ["/usr/bin/git", "-C", mirror, "rev-parse", "--verify", "--quiet", "--end-of-options",
+                 SHA + "^{commit}"]
+    fake = run(monkeypatch, host, version=SHA, more=[(rev_parse, (0, SHA + "\n", ""))])
+    assert [c[3] for c in fake.calls[:2]] == ["config", "rev-parse"], fake.calls
+    assert fake.result["already_live"] is True
+
+
+def test_a_ref_named_refs_name_wins_as_in_rev_parse(monkeypatch, host):
+    ls_remote = (["/usr/bin/git", "-C", host["root"] + "/repo", "ls-remote"],
+                 (0, "%s\trefs/v2\n%s\trefs/tags/v2\n" % (OTHER, SHA), ""))
+    fake = run(monkeypatch, host, more=[ls_remote])
+    assert fake.result["already_live"] is False and fake.result["sha"] == OTHER
 
 
 def test_a_mirror_of_another_url_is_not_live(monkeypatch, host):

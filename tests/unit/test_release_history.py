@@ -184,3 +184,22 @@ def test_history_writers_take_turns(tmp_path):
     again = os.open(str(root), os.O_RDONLY)
     fcntl.flock(again, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released: raises BlockingIOError if still held
     os.close(again)
+
+
+def test_a_writer_lock_held_too_long_is_given_up_with_a_warning(tmp_path):
+    """Anyone who can open the app root can hold its flock: the write waits a bounded time, then
+    goes on without it (as before there was one) and says so."""
+    import fcntl
+    import os
+
+    holder = os.open(str(tmp_path), os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        fd, warning = rh.hold_writer_lock(str(tmp_path), wait_s=0.3)
+        assert fd is None and "written without its writer lock" in warning and "held a lock" in warning
+    finally:
+        os.close(holder)
+    fd, warning = rh.hold_writer_lock(str(tmp_path), wait_s=0.3)
+    assert fd is not None and warning is None
+    os.close(fd)
+    assert rh.hold_writer_lock(str(tmp_path / "absent")) == (None, None)
