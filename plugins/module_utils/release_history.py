@@ -29,6 +29,16 @@ class HistoryError(Exception):
     pass
 
 
+def current_target(app_root):
+    """(name, resolved target) of the app root's `current` link; (None, None) when it is not a link.
+    The name is the release id only if the target is in releases/: callers that trust it check."""
+    link = os.path.join(app_root, "current")
+    if not os.path.islink(link):
+        return None, None
+    target = os.path.realpath(link)
+    return os.path.basename(target.rstrip("/")), target
+
+
 def check_release_id(value, option="release_id"):
     if not isinstance(value, str) or not RELEASE_ID_RE.fullmatch(value) or ".." in value:
         raise HistoryError("%s=%r is not a valid release id: letters, digits, '.', '_' and '-' only, "

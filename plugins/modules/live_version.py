@@ -20,9 +20,13 @@ description:
     every PM2 instance of the app is online and runs from that release. Anything else, or any
     doubt, answers false with RV(reason); the deploy then takes its full path.
   - O(version) is resolved with C(git ls-remote origin) in the host's mirror (C(<app_root>/repo))
-    when it is a tag, a branch or C(HEAD) (a peeled tag first, then the tag, then the branch, as
-    C(git rev-parse) prefers them), or in the mirror as it is when it is a commit id. The mirror is
-    never fetched, so a run holding the lock is not disturbed. The mirror's origin must be O(repo).
+    when it names a ref, in the order C(git rev-parse) prefers after a fetch - C(refs/<version>),
+    then the tag (peeled to its commit), then the branch. A full commit id is looked up in the
+    mirror as it is (an object name outranks a ref of that name). C(HEAD) and the other names git
+    reads from the repository directory (C(FETCH_HEAD), C(ORIG_HEAD)...), or revision syntax such as
+    C(main~1), answer false - the mirror's may differ from the remote's, so the full path resolves
+    them. The mirror is never fetched, so a run holding the lock is not disturbed. The mirror's
+    origin must be O(repo).
   - Files on the host are untrusted - the history is read without following links and its shape
     checked; C(current) must resolve to C(<app_root>/releases/<id>).
 version_added: "0.4.0"
@@ -106,12 +110,13 @@ from ansible_collections.maestro.deploy.plugins.module_utils.live_version import
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noqa: E402
     Pm2OutputError,
-    app_processes,
-    daemon_running,
-    describe,
     forget_deploy_session_name,
-    parse_jlist,
     pid_alive,
+)
+from ansible_collections.maestro.deploy.plugins.module_utils.pm2_list import (  # noqa: E402
+    pm2_home_of,
+    pm2_runner,
+    read_app_instances,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
 
@@ -124,11 +129,9 @@ class Answer(Exception):
 
 def current_release(root):
     """(release id, its directory) from the current link, which must resolve into releases/."""
-    link = os.path.join(root, "current")
-    if not os.path.islink(link):
+    release_id, target = rh.current_target(root)
+    if release_id is None:
         return None, None
-    target = os.path.realpath(link)
-    release_id = os.path.basename(target)
     try:
         rh.check_release_id(release_id)
     except rh.HistoryError:
@@ -163,17 +166,13 @@ def resolve(runner, mirror, version, repo):
 
 
 def pm2_instances(module, name, pm2_home, pm2_path):
-    home = pm2_home or os.path.join(os.path.expanduser("~"), ".pm2")
-    if not daemon_running(home):
-        raise Answer("no PM2 daemon runs in %s" % home)
-    runner = Runner(module, environ={"PM2_HOME": home})
-    pm2 = runner.bin("pm2", explicit=pm2_path)
+    home = pm2_home_of(pm2_home)
     try:
-        _rc, out, _err = runner.run([pm2, "jlist"], what="pm2 jlist")
-        procs = parse_jlist(out)
+        instances = read_app_instances(pm2_runner(module, home), name, home, pm2_path)
     except (CommandError, Pm2OutputError) as exc:
         raise Answer("PM2's process list could not be read: %s" % getattr(exc, "msg", exc)) from None
-    instances = [describe(proc) for proc in app_processes(procs, name)]
+    if instances is None:
+        raise Answer("no PM2 daemon runs in %s" % home)
     for instance in instances:
         instance["alive"] = pid_alive(instance["pid"])
     return instances

@@ -103,18 +103,19 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible.module_utils.common.text.converters import to_native  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2 import (  # noqa: E402
     Pm2OutputError,
-    app_processes,
-    daemon_running,
-    describe,
     forget_deploy_session_name,
-    parse_jlist,
+)
+from ansible_collections.maestro.deploy.plugins.module_utils.pm2_list import (  # noqa: E402
+    pm2_home_of,
+    pm2_runner,
+    read_app_instances,
 )
 from ansible_collections.maestro.deploy.plugins.module_utils.pm2_adopt import (  # noqa: E402
     app_root_problem,
     foreign,
     is_within,
 )
-from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError, Runner  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.runner import CommandError  # noqa: E402
 
 
 def main():
@@ -129,21 +130,18 @@ def main():
     )
     p = module.params
     forget_deploy_session_name(os.environ)
-    home = p["pm2_home"] or os.path.join(os.path.expanduser("~"), ".pm2")
-    result = dict(changed=False, daemon_running=daemon_running(home), instances=[], pm_ids=[], exec_mode=None)
-    if result["daemon_running"]:
-        runner = Runner(module, environ={"PM2_HOME": home})
-        pm2 = runner.bin("pm2", explicit=p["pm2"])
-        try:
-            _rc, out, _err = runner.run([pm2, "jlist"], what="pm2 jlist")
-            procs = parse_jlist(out)
-        except CommandError as exc:
-            runner.fail(error=exc)
-        except Pm2OutputError as exc:
-            runner.fail(to_native(exc))
-        result["instances"] = [describe(proc) for proc in app_processes(procs, p["name"])]
-        result["pm_ids"] = [i["pm_id"] for i in result["instances"]]
-        modes = sorted(set(i["exec_mode"] for i in result["instances"]))
+    result = dict(changed=False, daemon_running=False, instances=[], pm_ids=[], exec_mode=None)
+    home = pm2_home_of(p["pm2_home"])
+    runner = pm2_runner(module, home)
+    try:
+        instances = read_app_instances(runner, p["name"], home, p["pm2"])
+    except CommandError as exc:
+        runner.fail(error=exc)
+    except Pm2OutputError as exc:
+        runner.fail(to_native(exc))
+    if instances is not None:
+        result.update(daemon_running=True, instances=instances, pm_ids=[i["pm_id"] for i in instances])
+        modes = sorted(set(i["exec_mode"] for i in instances))
         result["exec_mode"] = ("cluster" if modes == ["cluster"] else "fork") if modes else None
     if p["app_root"]:
         root = os.path.realpath(p["app_root"])

@@ -136,13 +136,6 @@ from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import release_history as rh  # noqa: E402
 
 
-def current_release_id(app_root):
-    link = os.path.join(app_root, "current")
-    if not os.path.islink(link):
-        return None
-    return os.path.basename(os.path.realpath(link).rstrip("/"))
-
-
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -171,7 +164,7 @@ def main():
             data = rh.load(path)
         except rh.HistoryError as exc:
             module.fail_json(msg=str(exc))
-        current_id = current_release_id(app_root)
+        current_id, _target = rh.current_target(app_root)
         result = dict(changed=False, history_file=path)
 
         try:

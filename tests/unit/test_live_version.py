@@ -8,6 +8,8 @@ import pytest
 from ansible_collections.maestro.deploy.plugins.module_utils import live_version as lv
 from ansible_collections.maestro.deploy.plugins.modules import live_version
 
+from tests.unit.fakes import Exit, ModuleRun
+
 SHA = "de33231bc1" + "0" * 30
 OTHER = "ab" * 20
 REPO = "https://git.example/app.git"
@@ -76,17 +78,10 @@ def test_the_live_version_is_live():
 
 # -- the module on a host laid out in tmp_path, git and PM2 answered by a fake run_command --------
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
+class FakeModule(ModuleRun):
     def __init__(self, params, answers):
-        self.params = params
+        super().__init__(params)
         self.answers = answers
-        self.check_mode = False
-        self.calls = []
-        self.result = None
 
     def run_command(self, args, **kwargs):
         self.calls.append(args)
@@ -94,17 +89,6 @@ class FakeModule:
             if args[len(args) - len(prefix):] == prefix or args[:len(prefix)] == prefix:
                 return answer
         raise AssertionError("unexpected command %r" % (args,))
-
-    def get_bin_path(self, name, required=False, opt_dirs=None):
-        return "/usr/bin/" + name
-
-    def exit_json(self, **kwargs):
-        self.result = kwargs
-        raise Exit()
-
-    def fail_json(self, **kwargs):
-        self.result = dict(kwargs, failed=True)
-        raise Exit()
 
 
 @pytest.fixture

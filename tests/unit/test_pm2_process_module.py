@@ -7,26 +7,20 @@ import os
 import pytest
 from ansible_collections.maestro.deploy.plugins.modules import pm2_process
 
+from tests.unit.fakes import Exit, ModuleRun
+
 ECO = "/srv/app/current/ecosystem.config.js"
 
 
-class Exit(Exception):
-    pass
-
-
-class FakeModule:
+class FakeModule(ModuleRun):
     def __init__(self, params, jlists, check_mode=False, tmpdir="/tmp"):
         defaults = dict(state="started", ecosystem=None, script=None, cwd=None, exec_mode=None, instances=None,
                         env={}, secret_env={}, expected_cwd=None, pm2="/opt/pm2", pm2_home="/srv/app/.pm2",
                         wait_online=5, stable_for=0, save=False, log_lines=5,
                         start=None, interpreter=None, args=[], probe_seconds=5)
-        self.params = dict(defaults, **params)
+        super().__init__(dict(defaults, **params), check_mode=check_mode)
         self.jlists = list(jlists)
-        self.check_mode = check_mode
-        self._diff = False
         self.tmpdir = tmpdir
-        self.calls = []
-        self.result = None
 
     def run_command(self, args, **kwargs):
         self.calls.append(dict(args=args, environ_update=kwargs.get("environ_update"), cwd=kwargs.get("cwd")))
@@ -36,14 +30,6 @@ class FakeModule:
 
     def get_bin_path(self, name, required=False, opt_dirs=None):
         raise AssertionError("pm2 was given explicitly")
-
-    def exit_json(self, **kwargs):
-        self.result = kwargs
-        raise Exit()
-
-    def fail_json(self, **kwargs):
-        self.result = dict(kwargs, failed=True)
-        raise Exit()
 
 
 def proc(pm_id, restarts=0, pid=None, name="app"):
