@@ -130,10 +130,14 @@ def between(marks, start, end):
     return round(marks[end] - marks[start], 3) if start in marks and end in marks else None
 
 
-def hosts_inventory(env, db_name, count, tag, **overrides):
-    """An inventory of `count` app hosts on this machine (local connection), each with its own
-    app_root, port and PM2 home, all on one database; the first host is also the db host."""
+def hosts_inventory(env, db_name, count, tag, fleet=None, **overrides):
+    """An inventory of `count` app hosts on this machine, each with its own app_root, port and PM2
+    home, all on one database. Without a fleet: the local connection, the first host also the db
+    host. With one (bench/fleet.py): each app host over SSH as the fleet's deploy user, and the
+    database its own host, `db` (the local connection: the PostgreSQL runs here)."""
     repo, _ = env.app_repo()
+    if fleet:
+        repo = fleet.repo_copy(repo, env.path("hosts", tag, "example-app.git"))
     hosts = {}
     for i in range(1, count + 1):
         name = "h%02d" % i
@@ -145,6 +149,10 @@ def hosts_inventory(env, db_name, count, tag, **overrides):
             "pm2_home": env.pm2_home(f"{tag}-{name}"),
             "healthcheck_url": f"http://127.0.0.1:{port}/health",
         }
+        if fleet:
+            fleet.own(hosts[name]["app_root"])
+            fleet.own(hosts[name]["pm2_home"])
+            hosts[name].update(fleet.host_vars(i - 1))
     group_vars = {
         "ansible_connection": "local",
         "ansible_python_interpreter": "{{ ansible_playbook_python }}",
@@ -161,9 +169,10 @@ def hosts_inventory(env, db_name, count, tag, **overrides):
         "keep_releases": 5,
     }
     group_vars.update(overrides)
+    db_hosts = {"db": {"ansible_connection": "local"}} if fleet else {"h01": None}
     return {
         "all": {
-            "children": {"app": {"hosts": hosts}, "db": {"hosts": {"h01": None}}},
+            "children": {"app": {"hosts": hosts}, "db": {"hosts": db_hosts}},
             "vars": group_vars,
         }
     }

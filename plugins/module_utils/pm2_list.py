@@ -29,11 +29,12 @@ def pm2_runner(module, home):
     return Runner(module, environ={"PM2_HOME": home})
 
 
-def read_app_instances(runner, name, home, pm2_path=None):
-    """The app's instances described (no environment), or None when no PM2 daemon runs in `home`.
-    Raises CommandError or Pm2OutputError."""
+def read_app_instances(runner, names, home, pm2_path=None):
+    """{name: its instances described (no environment)} for each of `names` (one `pm2 jlist`), or
+    None when no PM2 daemon runs in `home`. Raises CommandError or Pm2OutputError."""
     if not daemon_running(home):
         return None
     pm2 = runner.bin("pm2", explicit=pm2_path)
     _rc, out, _err = runner.run([pm2, "jlist"], what="pm2 jlist")
-    return [describe(proc) for proc in app_processes(parse_jlist(out), name)]
+    procs = parse_jlist(out)
+    return dict((name, [describe(proc) for proc in app_processes(procs, name)]) for name in names)

@@ -51,6 +51,12 @@ options:
   instances:
     description: How many PM2 instances the app must have; unset when the release's ecosystem file says.
     type: int
+  bridge_name:
+    description:
+      - The name a cluster-mode switch gives the release's second process while it replaces the
+        app's (C(pm2_app_bridge_name)). A process of that name is left by a run that was lost
+        mid-switch - answers false, so the full path removes it.
+    type: str
 extends_documentation_fragment:
   - maestro.deploy.pm2
   - maestro.deploy.read_only
@@ -66,6 +72,7 @@ EXAMPLES = r"""
     name: manumaestro
     version: v2.3.0
     repo: https://github.com/example/manumaestro.git
+    bridge_name: manumaestro-maestro-bridge
     pm2_home: /home/deploy/.pm2
   register: live
 """
@@ -165,17 +172,22 @@ def resolve(runner, mirror, version, repo):
     raise Answer("app_version %s is not on the remote or in the mirror" % version)
 
 
-def pm2_instances(module, name, pm2_home, pm2_path):
+def pm2_instances(module, name, bridge_name, pm2_home, pm2_path):
     home = pm2_home_of(pm2_home)
+    bridge_name = bridge_name if bridge_name != name else None
+    names = [name] + ([bridge_name] if bridge_name else [])
     try:
-        instances = read_app_instances(pm2_runner(module, home), name, home, pm2_path)
+        listed = read_app_instances(pm2_runner(module, home), names, home, pm2_path)
     except (CommandError, Pm2OutputError) as exc:
         raise Answer("PM2's process list could not be read: %s" % getattr(exc, "msg", exc)) from None
-    if instances is None:
+    if listed is None:
         raise Answer("no PM2 daemon runs in %s" % home)
-    for instance in instances:
+    if bridge_name and listed[bridge_name]:
+        raise Answer("PM2 runs %s, the second process of a switch that did not finish (the full path removes it)"
+                     % bridge_name)
+    for instance in listed[name]:
         instance["alive"] = pid_alive(instance["pid"])
-    return instances
+    return listed[name]
 
 
 def main():
@@ -186,6 +198,7 @@ def main():
             version=dict(type="str", required=True),
             repo=dict(type="str", required=True, no_log=True),
             instances=dict(type="int"),
+            bridge_name=dict(type="str"),
             pm2=dict(type="path"),
             pm2_home=dict(type="path"),
         ),
@@ -219,7 +232,7 @@ def main():
         problem = sha_problem(current_id, entry, result["sha"])
         if problem:
             raise Answer(problem)
-        instances = pm2_instances(module, p["name"], p["pm2_home"], p["pm2"])
+        instances = pm2_instances(module, p["name"], p["bridge_name"], p["pm2_home"], p["pm2"])
         result["instances"] = [dict(pm_id=i["pm_id"], status=i["status"], cwd=i["cwd"]) for i in instances]
         live, reason = decide(lock_present, current_id, entry, result["sha"], instances, release_dir, p["instances"])
         result.update(already_live=live, reason=reason)

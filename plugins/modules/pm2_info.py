@@ -134,12 +134,13 @@ def main():
     home = pm2_home_of(p["pm2_home"])
     runner = pm2_runner(module, home)
     try:
-        instances = read_app_instances(runner, p["name"], home, p["pm2"])
+        listed = read_app_instances(runner, [p["name"]], home, p["pm2"])
     except CommandError as exc:
         runner.fail(error=exc)
     except Pm2OutputError as exc:
         runner.fail(to_native(exc))
-    if instances is not None:
+    if listed is not None:
+        instances = listed[p["name"]]
         result.update(daemon_running=True, instances=instances, pm_ids=[i["pm_id"] for i in instances])
         modes = sorted(set(i["exec_mode"] for i in instances))
         result["exec_mode"] = ("cluster" if modes == ["cluster"] else "fork") if modes else None

@@ -39,6 +39,13 @@ options:
   event:
     description: An event to append (a deploy outcome or a rollback), free-form fields.
     type: dict
+  when_current:
+    description:
+      - With V(state=present), write only if C(current) still points to this release id, read
+        under the history writer lock. A no-op deploy records its event without the deploy lock -
+        when a deploy moved C(current) meanwhile, nothing is written (RV(not_written)) and a
+        warning says why.
+    type: str
   rollback_to:
     description: With V(query), the rollback target, by release id or steps back (V(1) = previous).
     type: str
@@ -83,6 +90,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+not_written:
+  description: Why nothing was written although O(release) or O(event) was given (O(when_current) did not hold).
+  returned: when O(when_current) did not hold
+  type: str
 current:
   description: The release C(current) points to (its history entry, or C({id}) when unknown).
   returned: always
@@ -143,6 +154,7 @@ def main():
             state=dict(type="str", default="query", choices=["query", "present", "pruned"]),
             release=dict(type="dict"),
             event=dict(type="dict"),
+            when_current=dict(type="str"),
             rollback_to=dict(type="str"),
             keep=dict(type="int", default=5),
         ),
@@ -168,7 +180,11 @@ def main():
         result = dict(changed=False, history_file=path)
 
         try:
-            if p["state"] == "present":
+            if p["state"] == "present" and p["when_current"] and current_id != p["when_current"]:
+                result["not_written"] = "current points to %s, not to %s any more (a deploy ran meanwhile)" % (
+                    current_id, p["when_current"])
+                module.warn("Nothing was written to %s: %s." % (path, result["not_written"]))
+            elif p["state"] == "present":
                 before = copy.deepcopy(data)
                 if p["release"]:
                     result["changed"] |= rh.upsert(data, p["release"])

@@ -166,8 +166,9 @@ def test_same_version_twice_changes_nothing_but_history(deploy_env):
     assert not os.path.exists(os.path.join(env.app_root, ".deploy.lock"))
 
 
-def test_same_version_with_a_lock_left_behind_takes_the_full_path(deploy_env):
-    """A lock file (another run, or a lost one) sends a no-op through preflight, which judges it."""
+def test_same_version_with_a_lock_left_behind_or_a_bad_value_takes_the_full_path(deploy_env):
+    """A lock file (another run, or a lost one), or an inventory value preflight refuses, sends a
+    no-op through preflight, which judges it."""
     env = deploy_env
     assert_ok(env.deploy("v1"))
     with open(os.path.join(env.app_root, ".deploy.lock"), "w") as fh:
@@ -176,6 +177,12 @@ def test_same_version_with_a_lock_left_behind_takes_the_full_path(deploy_env):
     assert "Nothing was locked" not in run.stdout
     assert "Take the deploy lock on this host" in {r["task"] for r in run.task_results(ran=True)}
     assert env.health()["revision"] == env.shas["v1"]  # still serving
+    # an inventory value the full path refuses is not waved through as "No change": its report names it
+    os.remove(os.path.join(env.app_root, ".deploy.lock"))
+    run = env.deploy("v1", extravars={"keep_releases": 0})
+    assert not run.ok and "No change" not in run.stdout
+    assert "DEPLOY FAILED in stage preflight" in run.stdout and "keep_releases=0 (must be 1 or more)" in run.stdout
+    assert env.health()["revision"] == env.shas["v1"]
 
 
 def test_failing_migration_leaves_v1_serving_and_unlocks(deploy_env):

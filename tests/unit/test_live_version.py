@@ -109,13 +109,13 @@ def host(tmp_path, monkeypatch):
     return dict(root=str(root), home=str(home), pm2=str(pm2), release=os.path.realpath(str(release)))
 
 
-def run(monkeypatch, host, remote_sha=SHA, version="v2", more=(), **extra):
+def run(monkeypatch, host, remote_sha=SHA, version="v2", more=(), procs=(), **extra):
     params = dict(app_root=host["root"], name="app", version=version, repo=REPO, instances=None,
-                  pm2=host["pm2"], pm2_home=host["home"])
+                  bridge_name="app-maestro-bridge", pm2=host["pm2"], pm2_home=host["home"])
     params.update(extra)
     jlist = [{"name": "app", "pm_id": 0, "pid": os.getpid(),
               "pm2_env": {"status": "online", "pm_cwd": host["root"] + "/current", "exec_mode": "fork_mode"}},
-             {"name": "other", "pm_id": 1, "pid": 1, "pm2_env": {"status": "stopped"}}]
+             {"name": "other", "pm_id": 1, "pid": 1, "pm2_env": {"status": "stopped"}}] + list(procs)
     answers = [(["config", "--get", "remote.origin.url"], (0, REPO + "\n", "")),
                (["/usr/bin/git", "-C", host["root"] + "/repo", "ls-remote"],
                 (0, "%s\trefs/tags/v2\n" % remote_sha, "")),
@@ -194,3 +194,14 @@ def test_a_current_link_outside_releases_is_not_live(monkeypatch, host, tmp_path
     os.symlink(str(elsewhere), os.path.join(host["root"], "current"))
     fake = run(monkeypatch, host)
     assert fake.result["already_live"] is False and "outside" in fake.result["reason"] and fake.calls == []
+
+
+def test_a_bridge_process_left_by_a_lost_switch_takes_the_full_path(monkeypatch, host):
+    """The old no-op's pm2_app pass removed a `<app>-maestro-bridge` left by a run lost mid-switch."""
+    bridge = {"name": "app-maestro-bridge", "pm_id": 2, "pid": os.getpid(),
+              "pm2_env": {"status": "online", "pm_cwd": host["release"], "exec_mode": "fork_mode"}}
+    result = run(monkeypatch, host, procs=[bridge]).result
+    assert result["already_live"] is False
+    assert "app-maestro-bridge" in result["reason"] and "full path removes it" in result["reason"]
+    # the app's own name is never taken for the bridge's
+    assert run(monkeypatch, host, bridge_name="app").result["already_live"] is True

@@ -203,3 +203,37 @@ def test_a_writer_lock_held_too_long_is_given_up_with_a_warning(tmp_path):
     assert fd is not None and warning is None
     os.close(fd)
     assert rh.hold_writer_lock(str(tmp_path / "absent")) == (None, None)
+
+
+def test_a_noop_event_is_not_written_when_a_deploy_moved_current_meanwhile(tmp_path):
+    """The no-op's event names the release it found live; a deploy that switched current while the
+    event waited for the writer lock makes that stale: nothing is written, a warning says why."""
+    import fcntl
+    import json
+    import os
+
+    from tests.support.modrun import finish_module, start_module
+
+    root = tmp_path / "app"
+    for release in ("R1", "R2"):
+        (root / "releases" / release).mkdir(parents=True)
+    os.symlink(str(root / "releases" / "R1"), str(root / "current"))
+    holder = os.open(str(root), os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # the deploy, mid-write
+    proc = start_module("release_history", dict(app_root=str(root), state="present", when_current="R1",
+                                                 event={"type": "noop", "release_id": "R1"}), tmp_path)
+    os.symlink(str(root / "releases" / "R2"), str(root / "current.new"))
+    os.rename(str(root / "current.new"), str(root / "current"))  # the deploy's switch
+    fcntl.flock(holder, fcntl.LOCK_UN)
+    os.close(holder)
+    done = finish_module(proc, timeout=30)
+    assert not done.failed and done.result["changed"] is False, done.result
+    assert done.result["not_written"] == "current points to R2, not to R1 any more (a deploy ran meanwhile)"
+    assert "Nothing was written" in json.dumps(done.result.get("warnings"))  # 2.19 sends them as dicts
+    assert not (root / "history.json").exists()
+    # while current still points to it, the event is written
+    done = finish_module(start_module("release_history", dict(
+        app_root=str(root), state="present", when_current="R2", event={"type": "noop", "release_id": "R2"}),
+        tmp_path), timeout=30)
+    assert not done.failed and done.result["changed"] is True, done.result
+    assert [e["release_id"] for e in rh.load(str(root / "history.json"))["events"]] == ["R2"]
