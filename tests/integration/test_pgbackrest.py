@@ -235,9 +235,15 @@ def test_unwritable_repository_drops_wal_beyond_the_queue_max_and_info_says_so(p
     for _ in range(6):
         cluster.psql("INSERT INTO filler VALUES (repeat('y', 1000)); SELECT pg_switch_wal()")
         time.sleep(0.5)
+    # The async pusher drops in batches, so a busy machine may see one more segment waiting for a
+    # moment; what matters is that the backlog comes back under the max (without it, it only grows).
     status_dir = os.path.join(cluster.data, "pg_wal", "archive_status")
-    ready = [n for n in os.listdir(status_dir) if n.endswith(".ready")]
-    assert len(ready) * SEGMENT <= 64 * 1024 ** 2 + 2 * SEGMENT, ready
+
+    def ready_within_queue_max():
+        ready = [n for n in os.listdir(status_dir) if n.endswith(".ready")]
+        return len(ready) * SEGMENT <= 64 * 1024 ** 2 + 2 * SEGMENT
+
+    wait_for("the .ready backlog to come back under the queue max", ready_within_queue_max, timeout=60, every=1)
     # PostgreSQL counts the dropped segments as archived: its archiver keeps going, pg_wal is recycled.
     last_archived = cluster.psql("SELECT last_archived_wal FROM pg_stat_archiver")
     assert last_archived > before["max"]
