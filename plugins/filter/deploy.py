@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import time
 from urllib.parse import quote
 
 from ansible.errors import AnsibleFilterError
@@ -167,6 +168,17 @@ def hooks_problems(hooks, stages):
 DB_CLASS_ORDER = ("destructive", "reversible", "additive")
 
 
+def stage_entered(run, stage, stages):
+    """The run's state having entered `stage` now: its name and the time it began (the marks that
+    stage_durations turns into durations). `stage` must be one of `stages` or `done` (after the
+    last), so that a stage added to the play without its name in deploy_stages fails at once."""
+    if stage not in list(stages) + ["done"]:
+        raise AnsibleFilterError("stage %s is not in deploy_stages (%s) in playbooks/deploy.yml"
+                                 % (stage, ", ".join(stages)))
+    marks = dict(run.get("marks") or {}, **{stage: time.time()})
+    return dict(run, stage=stage, marks=marks)
+
+
 def stage_durations(marks, end):
     """{'start': t0, 'preflight': t1, ...} + end -> {'start': t1-t0, 'preflight': ...} rounded."""
     ordered = sorted(((float(v), k) for k, v in (marks or {}).items()))
@@ -266,4 +278,5 @@ class FilterModule(object):
         return dict(stage_durations=stage_durations, migration_summary=migration_summary, rollback_plan=rollback_plan,
                     url_component=url_component, database_url=database_url, env_problems=env_problems,
                     env_line=env_line, path_problem=path_problem, repo_problem=repo_problem,
-                    hide_userinfo=hide_userinfo, hooks_problems=hooks_problems)
+                    hide_userinfo=hide_userinfo, hooks_problems=hooks_problems,
+                    stage_entered=stage_entered)

@@ -16,9 +16,10 @@ description:
     checks its health and records that it ran, without the lock, the database checks, a fetch or
     the PM2 reload.
   - RV(already_live) is true only when no deploy lock is present, C(current) points to a release
-    the history records as a success, O(version) names that release's commit on the remote, and
-    every PM2 instance of the app is online and runs from that release. Anything else, or any
-    doubt, answers false with RV(reason); the deploy then takes its full path.
+    the history records as a success, O(version) names that release's commit on the remote,
+    every PM2 instance of the app is online and runs from that release, and, with O(health_url),
+    the health check answers as the smoke test expects it to. Anything else, or any doubt,
+    answers false with RV(reason); the deploy then takes its full path.
   - O(version) is resolved with C(git ls-remote origin) in the host's mirror (C(<app_root>/repo))
     when it names a ref, in the order C(git rev-parse) prefers after a fetch - C(refs/<version>),
     then the tag (peeled to its commit), then the branch. A full commit id is looked up in the
@@ -57,6 +58,22 @@ options:
         app's (C(pm2_app_bridge_name)). A process of that name is left by a run that was lost
         mid-switch - answers false, so the full path removes it.
     type: str
+  health_url:
+    description:
+      - The app's health check (C(healthcheck_url)), asked with C(GET) once everything else says
+        the release is live; it must answer 200 and carry O(health_expect). Unset, it is not
+        asked; empty, the answer is false (there is nothing to check the release with).
+    type: str
+  health_expect:
+    description:
+      - Fields the JSON answer must carry, field to value (C(healthcheck_expect)); C({revision})
+        stands for the release's commit and C({version}) for O(version), as in the smoke test.
+      - Unset or empty, a 200 is enough.
+    type: dict
+  health_within:
+    description: Seconds to keep asking until the expected answer comes (at least once; each request may take 5 s).
+    type: float
+    default: 2.0
 extends_documentation_fragment:
   - maestro.deploy.pm2
   - maestro.deploy.read_only
@@ -74,6 +91,9 @@ EXAMPLES = r"""
     repo: https://github.com/example/manumaestro.git
     bridge_name: manumaestro-maestro-bridge
     pm2_home: /home/deploy/.pm2
+    health_url: http://127.0.0.1:3000/health
+    health_expect:
+      revision: "{revision}"
   register: live
 """
 
@@ -100,12 +120,22 @@ instances:
   returned: always
   type: list
   elements: dict
+health:
+  description: The health check's last answer in one line (status and the start of the body), when it was asked.
+  returned: always
+  type: str
+  sample: 'status 200, body "{\"status\":\"ok\"}"'
 """
 
 import os  # noqa: E402
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.maestro.deploy.plugins.module_utils import release_history as rh  # noqa: E402
+from ansible_collections.maestro.deploy.plugins.module_utils.health import (  # noqa: E402
+    health_answer,
+    health_expectations,
+    wait_for_answer,
+)
 from ansible_collections.maestro.deploy.plugins.module_utils.live_version import (  # noqa: E402
     SHA_RE,
     decide,
@@ -201,13 +231,16 @@ def main():
             bridge_name=dict(type="str"),
             pm2=dict(type="path"),
             pm2_home=dict(type="path"),
+            health_url=dict(type="str"),
+            health_expect=dict(type="dict"),
+            health_within=dict(type="float", default=2.0),
         ),
         supports_check_mode=True,
     )
     p = module.params
     forget_deploy_session_name(os.environ)
     root = p["app_root"]
-    result = dict(changed=False, already_live=False, reason=None, sha=None, release=None, instances=[])
+    result = dict(changed=False, already_live=False, reason=None, sha=None, release=None, instances=[], health=None)
     try:
         if not os.path.isabs(root) or os.path.normpath(root) != root.rstrip("/"):
             raise Answer("app_root is not an absolute, normal path")
@@ -235,6 +268,16 @@ def main():
         instances = pm2_instances(module, p["name"], p["bridge_name"], p["pm2_home"], p["pm2"])
         result["instances"] = [dict(pm_id=i["pm_id"], status=i["status"], cwd=i["cwd"]) for i in instances]
         live, reason = decide(lock_present, current_id, entry, result["sha"], instances, release_dir, p["instances"])
+        if live and p["health_url"] is not None:
+            if not p["health_url"]:
+                raise Answer("healthcheck_url is empty: there is no health check to ask")
+            wanted = health_expectations(p["health_expect"] or {}, result["sha"], p["version"])
+            wrong, answer = wait_for_answer(p["health_url"], wanted, p["health_within"])
+            result["health"] = health_answer(answer)
+            if wrong:
+                raise Answer("the health check did not answer as expected within %ss: %s; last answer: %s"
+                             % (p["health_within"], "; ".join(wrong), result["health"]))
+            reason += "; %s answers as expected" % p["health_url"]
         result.update(already_live=live, reason=reason)
     except Answer as answer:
         result["reason"] = str(answer)

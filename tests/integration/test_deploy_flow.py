@@ -175,6 +175,7 @@ def test_same_version_with_a_lock_left_behind_or_a_bad_value_takes_the_full_path
         fh.write("{}")  # not a lock preflight can read: it refuses, naming the file
     run = env.deploy("v1")
     assert "Nothing was locked" not in run.stdout
+    assert "Not the short path of a version already live: a deploy lock is present" in run.stdout, run.stdout[-3000:]
     assert "Take the deploy lock on this host" in {r["task"] for r in run.task_results(ran=True)}
     assert env.health()["revision"] == env.shas["v1"]  # still serving
     # an inventory value the full path refuses is not waved through as "No change": its report names it

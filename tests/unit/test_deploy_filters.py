@@ -3,8 +3,28 @@
 import os
 
 import pytest
-from ansible_collections.maestro.deploy.plugins.filter.deploy import migration_summary, rollback_plan, stage_durations
+from ansible.errors import AnsibleFilterError
+from ansible_collections.maestro.deploy.plugins.filter.deploy import (
+    migration_summary,
+    rollback_plan,
+    stage_durations,
+    stage_entered,
+)
 from ansible_collections.maestro.deploy.plugins.module_utils.lost_rows import count_missing
+
+
+def test_stage_entered_names_the_stage_and_marks_when_it_began(monkeypatch):
+    monkeypatch.setattr("time.time", lambda: 120.5)
+    run = {"id": "r1", "stage": "preflight", "marks": {"start": 100.0, "preflight": 101.0}}
+    assert stage_entered(run, "backup", ["preflight", "backup"]) == {
+        "id": "r1", "stage": "backup", "marks": {"start": 100.0, "preflight": 101.0, "backup": 120.5}}
+    assert run["marks"] == {"start": 100.0, "preflight": 101.0}  # the state it was given is not changed
+    assert stage_entered(run, "done", ["preflight"])["stage"] == "done"
+
+
+def test_stage_entered_refuses_a_stage_deploy_stages_does_not_name():
+    with pytest.raises(AnsibleFilterError, match=r"stage warmup is not in deploy_stages \(preflight, backup\)"):
+        stage_entered({"marks": {}}, "warmup", ["preflight", "backup"])
 
 
 def test_stage_durations_in_order():

@@ -3,6 +3,8 @@ and that any doubt answers "not live" so that the deploy takes its full path."""
 
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 from ansible_collections.maestro.deploy.plugins.module_utils import live_version as lv
@@ -111,7 +113,8 @@ def host(tmp_path, monkeypatch):
 
 def run(monkeypatch, host, remote_sha=SHA, version="v2", more=(), procs=(), **extra):
     params = dict(app_root=host["root"], name="app", version=version, repo=REPO, instances=None,
-                  bridge_name="app-maestro-bridge", pm2=host["pm2"], pm2_home=host["home"])
+                  bridge_name="app-maestro-bridge", pm2=host["pm2"], pm2_home=host["home"],
+                  health_url=None, health_expect={}, health_within=2.0)
     params.update(extra)
     jlist = [{"name": "app", "pm_id": 0, "pid": os.getpid(),
               "pm2_env": {"status": "online", "pm_cwd": host["root"] + "/current", "exec_mode": "fork_mode"}},
@@ -205,3 +208,72 @@ def test_a_bridge_process_left_by_a_lost_switch_takes_the_full_path(monkeypatch,
     assert "app-maestro-bridge" in result["reason"] and "full path removes it" in result["reason"]
     # the app's own name is never taken for the bridge's
     assert run(monkeypatch, host, bridge_name="app").result["already_live"] is True
+
+
+@pytest.fixture
+def health_server():
+    """A real HTTP server on loopback answering GET /health with the body the test sets."""
+    state = {"status": 200, "body": {}, "asked": 0}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            state["asked"] += 1
+            body = json.dumps(state["body"]).encode()
+            self.send_response(state["status"])
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = "http://127.0.0.1:%d/health" % server.server_address[1]
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_the_live_version_answering_its_health_check_as_expected_is_live(monkeypatch, host, health_server):
+    health_server["body"] = {"status": "ok", "revision": SHA, "version": "v2"}
+    result = run(monkeypatch, host, health_url=health_server["url"],
+                 health_expect={"revision": "{revision}", "version": "{version}"}).result
+    assert result["already_live"] is True, result
+    assert result["health"].startswith("status 200, body ") and SHA in result["health"]
+    assert result["reason"].endswith("; %s answers as expected" % health_server["url"])
+    assert health_server["asked"] == 1
+
+
+def test_a_health_answer_of_another_revision_takes_the_full_path(monkeypatch, host, health_server):
+    health_server["body"] = {"status": "ok", "revision": OTHER}
+    result = run(monkeypatch, host, health_url=health_server["url"], health_expect={"revision": "{revision}"},
+                 health_within=0.6).result
+    assert result["already_live"] is False
+    assert "the health check did not answer as expected within 0.6s: revision=%s, expected %s" % (OTHER, SHA) \
+        in result["reason"], result["reason"]
+    assert health_server["asked"] >= 1
+
+
+def test_a_health_check_answering_500_or_nothing_takes_the_full_path(monkeypatch, host, health_server):
+    health_server["status"] = 500
+    result = run(monkeypatch, host, health_url=health_server["url"], health_within=0.2).result
+    assert result["already_live"] is False and "status 500, expected 200" in result["reason"], result["reason"]
+    closed = health_server["url"].replace("/health", "").rsplit(":", 1)[0] + ":9/health"  # discard port: refused
+    result = run(monkeypatch, host, health_url=closed, health_within=0.2).result
+    assert result["already_live"] is False and "no HTTP answer" in result["reason"], result["reason"]
+
+
+def test_the_health_check_is_not_asked_when_the_release_is_not_live(monkeypatch, host, health_server):
+    result = run(monkeypatch, host, remote_sha=OTHER, health_url=health_server["url"]).result
+    assert result["already_live"] is False and result["health"] is None and health_server["asked"] == 0
+
+
+def test_an_empty_health_url_is_not_live_and_no_expectation_means_a_200_is_enough(monkeypatch, host, health_server):
+    result = run(monkeypatch, host, health_url="").result
+    assert result["already_live"] is False and "healthcheck_url is empty" in result["reason"], result["reason"]
+    health_server["body"] = {"anything": 1}
+    result = run(monkeypatch, host, health_url=health_server["url"], health_expect=None).result
+    assert result["already_live"] is True and result["health"].startswith("status 200"), result

@@ -61,7 +61,8 @@ def test_deploy_run_is_the_only_deploy_fact_and_only_deploy_yml_s_tasks_set_it()
                 setters.add(path)
             else:
                 assert path in OWN_FACTS and OWN_FACTS[path].match(key), (path, task["name"], key)
-    assert setters == {"playbooks/deploy.yml", "playbooks/tasks/stage.yml", "playbooks/tasks/before_switch.yml"}
+    assert setters == {"playbooks/deploy.yml", "playbooks/tasks/stage.yml", "playbooks/tasks/stage_hooks.yml",
+                       "playbooks/tasks/before_switch.yml"}
 
 
 def test_no_file_reads_the_old_names_of_the_run_s_state():
@@ -80,6 +81,8 @@ def run_keys_set_later():
             continue
         keys.update(re.findall(r"combine\(\{'(\w+)'", value))
         keys.update(re.findall(r", '(\w+)': ", value))
+        if "maestro.deploy.stage_entered(" in value:  # plugins/filter/deploy.py: the stage and its mark
+            keys.update(("stage", "marks"))
         for name, extra in (task.get("vars") or {}).items():
             if name.startswith("deploy_run_") and name in value and isinstance(extra, dict):
                 keys.update(extra)
