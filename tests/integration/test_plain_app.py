@@ -116,6 +116,12 @@ def test_plain_app_deploys_rolls_back_and_redeploys_as_it_runs(pg_cluster, pg_db
 
     deploy("v2")
     assert get_json(url)[1]["version"] == "2.0.0"
+    # the same version again takes the short path: live_version asks the health check itself
+    # (fork mode, npm start, no revision in the answer: a 200 is enough)
+    run = deploy("v2")
+    assert "No change: v2" in run.stdout and "Nothing was locked, fetched or reloaded" in run.stdout, run.stdout[-3000:]
+    assert "the health check answers as expected: status 200, body " in run.stdout, run.stdout[-3000:]
+    assert history()["events"][-1]["type"] == "noop"
 
     # a rollback that switched and then fails its health check is recorded and says so
     run = playbook("rollback.yml", inventory, envvars=operator, extravars={

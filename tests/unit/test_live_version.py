@@ -243,7 +243,7 @@ def test_the_live_version_answering_its_health_check_as_expected_is_live(monkeyp
                  health_expect={"revision": "{revision}", "version": "{version}"}).result
     assert result["already_live"] is True, result
     assert result["health"].startswith("status 200, body ") and SHA in result["health"]
-    assert result["reason"].endswith("; %s answers as expected" % health_server["url"])
+    assert result["reason"].endswith("; the health check answers as expected")
     assert health_server["asked"] == 1
 
 
@@ -277,3 +277,12 @@ def test_an_empty_health_url_is_not_live_and_no_expectation_means_a_200_is_enoug
     health_server["body"] = {"anything": 1}
     result = run(monkeypatch, host, health_url=health_server["url"], health_expect=None).result
     assert result["already_live"] is True and result["health"].startswith("status 200"), result
+
+
+def test_a_password_in_the_health_url_is_never_in_the_answer(monkeypatch, host, health_server):
+    secret_url = health_server["url"].replace("http://", "http://probe:s3cr%2Ft@")
+    for status in (200, 500):
+        health_server["status"] = status
+        result = run(monkeypatch, host, health_url=secret_url, health_within=0.2).result
+        assert result["already_live"] is (status == 200), result
+        assert "s3cr" not in json.dumps(result), result
